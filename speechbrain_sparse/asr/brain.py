@@ -1,0 +1,169 @@
+"""Joint CTC/attention Transformer ASR as a SpeechBrain ``Brain``.
+
+The recipe's YAML declares the modules (``CNN``, ``Transformer``, ``ctc_lin``,
+``seq_lin``, ``normalize``), the feature extractor, the losses and the searchers;
+this class wires them together the way SpeechBrain's LibriSpeech Transformer
+recipe does. Mask-aware training mixes into it (``class MaskedASR(Mixin,
+TransformerASRBrain)``), so everything here is plain SpeechBrain.
+
+Hyperparameters it reads: ``compute_features``, ``log_softmax``, ``ctc_cost``,
+``seq_cost``, ``ctc_weight``, ``pad_index``, ``valid_search``, ``test_search``,
+``valid_search_every``, ``epoch_counter``, ``train_logger``,
+``checkpointer``; optional ``augmentation`` (an ``Augmenter`` applied to
+training features), ``lr_annealing`` (called with the optimizer after each
+optimizer step), ``keep_checkpoints``.
+"""
+
+import json
+import logging
+import os
+
+import speechbrain as sb
+
+logger = logging.getLogger(__name__)
+
+
+class TransformerASRBrain(sb.Brain):
+    """Trains and evaluates the Transformer ASR; set ``self.tokenizer`` first."""
+
+    def compute_forward(self, batch, stage):
+        """Features -> CNN -> Transformer -> CTC and decoder log-probabilities."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        tokens_bos, _ = batch.tokens_bos
+
+        feats = self.hparams.compute_features(wavs)
+        feats = self.modules.normalize(
+            feats, wav_lens, epoch=self.hparams.epoch_counter.current
+        )
+        if stage == sb.Stage.TRAIN and getattr(self.hparams, "augmentation", None):
+            feats, wav_lens = self.hparams.augmentation(feats, wav_lens)
+            tokens_bos = self.hparams.augmentation.replicate_labels(tokens_bos)
+
+        src = self.modules.CNN(feats)
+        enc_out, dec_out = self.modules.Transformer(
+            src, tokens_bos, wav_lens, pad_idx=self.hparams.pad_index
+        )
+        p_ctc = self.hparams.log_softmax(self.modules.ctc_lin(enc_out))
+        p_seq = self.hparams.log_softmax(self.modules.seq_lin(dec_out))
+
+        hyps = None
+        if stage == sb.Stage.TEST:
+            hyps, _, _, _ = self.hparams.test_search(enc_out.detach(), wav_lens)
+        elif stage == sb.Stage.VALID and self._search_this_epoch():
+            hyps, _, _, _ = self.hparams.valid_search(enc_out.detach(), wav_lens)
+        return p_ctc, p_seq, wav_lens, hyps
+
+    def _search_this_epoch(self):
+        """Beam search on the valid set every ``valid_search_every`` epochs and last."""
+        counter = self.hparams.epoch_counter
+        every = getattr(self.hparams, "valid_search_every", 1)
+        return counter.current % every == 0 or counter.current >= counter.limit
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Weighted sum of CTC and label-smoothed attention NLL; updates metrics."""
+        p_ctc, p_seq, wav_lens, hyps = predictions
+        tokens_eos, tokens_eos_lens = batch.tokens_eos
+        tokens, tokens_lens = batch.tokens
+        if stage == sb.Stage.TRAIN and getattr(self.hparams, "augmentation", None):
+            augment = self.hparams.augmentation
+            tokens_eos = augment.replicate_labels(tokens_eos)
+            tokens_eos_lens = augment.replicate_labels(tokens_eos_lens)
+            tokens = augment.replicate_labels(tokens)
+            tokens_lens = augment.replicate_labels(tokens_lens)
+
+        loss_seq = self.hparams.seq_cost(p_seq, tokens_eos, length=tokens_eos_lens)
+        loss_ctc = self.hparams.ctc_cost(p_ctc, tokens, wav_lens, tokens_lens)
+        weight = self.hparams.ctc_weight
+        loss = weight * loss_ctc + (1 - weight) * loss_seq
+
+        if stage != sb.Stage.TRAIN:
+            self.acc_metric.append(p_seq, tokens_eos, tokens_eos_lens)
+            if hyps is not None:
+                predicted = [self.tokenizer.decode_ids(h).split() for h in hyps]
+                targets = [words.split() for words in batch.wrd]
+                self.wer_metric.append(batch.id, predicted, targets)
+                self.cer_metric.append(batch.id, predicted, targets)
+        return loss
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the learning-rate schedule once per optimizer step."""
+        annealing = getattr(self.hparams, "lr_annealing", None)
+        if should_step and annealing is not None:
+            annealing(self.optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Fresh metric trackers for validation and test."""
+        if stage != sb.Stage.TRAIN:
+            self.acc_metric = sb.utils.Accuracy.AccuracyStats()
+            self.wer_metric = sb.utils.metric_stats.ErrorRateStats()
+            self.cer_metric = sb.utils.metric_stats.ErrorRateStats(split_tokens=True)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs, checkpoints on validation, writes WER files on test."""
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        stats["ACC"] = self.acc_metric.summarize()
+        if self.wer_metric.scores:
+            stats["WER"] = self.wer_metric.summarize("error_rate")
+            stats["CER"] = self.cer_metric.summarize("error_rate")
+
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"ACC": stats["ACC"], "epoch": epoch},
+                max_keys=["ACC"],
+                num_to_keep=getattr(self.hparams, "keep_checkpoints", 2),
+            )
+        elif stage == sb.Stage.TEST:
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "test set": self.test_name,
+                    "checkpoint epoch": self.hparams.epoch_counter.current,
+                },
+                test_stats=stats,
+            )
+            self.test_results[self.test_name] = stats
+            if sb.utils.distributed.if_main_process():
+                folder = self.hparams.output_folder
+                with open(os.path.join(folder, f"wer_{self.test_name}.txt"), "w") as w:
+                    self.wer_metric.write_stats(w)
+
+    def evaluate_sets(self, test_sets, loader_kwargs, results_file=None):
+        """Evaluates the best checkpoint on each named test set.
+
+        Arguments
+        ---------
+        test_sets : dict
+            Name -> dataset.
+        loader_kwargs : dict
+            DataLoader options for evaluation.
+        results_file : str, optional
+            Where to write ``{name: {WER, CER, ACC, loss}}`` as JSON (atomically).
+
+        Returns
+        -------
+        dict
+            The same mapping as written to ``results_file``.
+        """
+        self.test_results = {}
+        for name, dataset in test_sets.items():
+            self.test_name = name
+            self.evaluate(dataset, max_key="ACC", test_loader_kwargs=loader_kwargs)
+        results = {
+            name: {key: float(value) for key, value in stats.items()}
+            for name, stats in self.test_results.items()
+        }
+        if results_file and sb.utils.distributed.if_main_process():
+            temporary = f"{results_file}.tmp"
+            with open(temporary, "w") as handle:
+                json.dump(results, handle, indent=2)
+            os.replace(temporary, results_file)
+        return results

@@ -1,0 +1,138 @@
+"""One ASR experiment from a loaded YAML: tokenizer, data, fit, evaluate, export.
+
+Every recipe folder (synthetic corpus, Tibetan dialects, ...) prepares its
+manifests its own way and then hands over to :func:`run_asr_experiment`, so the
+training pipeline exists once and the recipes cannot drift apart.
+
+Hyperparameters read here, beyond those of :class:`TransformerASRBrain`:
+``train_csv``, ``valid_csv``, ``test_csvs`` (name -> manifest), ``save_folder``,
+``output_folder``, ``vocab_size``, ``token_type``, ``bos_index``,
+``eos_index``, ``model_export_dir``, the three ``*_dataloader_opts``, and either
+``pretrainer`` + ``tokenizer`` (start from a model folder written by a previous
+stage, see :mod:`speechbrain_sparse.asr.model_folder`) or neither (train the
+tokenizer on ``train_csv`` and the model from scratch). The keys of an
+included architecture file (``arch: !include:...``) count as top-level keys;
+the stage's own keys win. An optional
+``brain_class`` (``!name:``) replaces :class:`TransformerASRBrain`.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import sentencepiece
+import speechbrain as sb
+from speechbrain.tokenizers.SentencePiece import SentencePiece
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_sparse.asr.brain import TransformerASRBrain
+from speechbrain_sparse.asr.data import build_datasets
+from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
+
+logger = logging.getLogger(__name__)
+
+
+def _train_tokenizer(hparams):
+    """Trains SentencePiece on the training manifest's text (main process)."""
+    SentencePiece(
+        model_dir=hparams["save_folder"],
+        vocab_size=hparams["vocab_size"],
+        annotation_train=str(hparams["train_csv"]),
+        annotation_read="wrd",
+        model_type=hparams["token_type"],
+        character_coverage=1.0,
+        bos_id=hparams["bos_index"],
+        eos_id=hparams["eos_index"],
+    )
+
+
+def prepare_tokenizer(hparams):
+    """Returns the tokenizer and the path of its model file.
+
+    With a ``pretrainer`` in the hparams, the model folder of an earlier stage is
+    collected and loaded (model, normaliser, tokenizer); otherwise SentencePiece
+    is trained on the training manifest.
+    """
+    if "pretrainer" in hparams:
+        check_model_folder(hparams["pretrained_dir"])
+        pretrainer = hparams["pretrainer"]
+        run_on_main(pretrainer.collect_files)
+        pretrainer.load_collected()
+        tokenizer_file = Path(hparams["pretrained_dir"]) / "tokenizer.model"
+        return hparams["tokenizer"], tokenizer_file
+    run_on_main(_train_tokenizer, kwargs={"hparams": hparams})
+    name = f"{hparams['vocab_size']}_{hparams['token_type']}.model"
+    tokenizer_file = Path(hparams["save_folder"]) / name
+    return sentencepiece.SentencePieceProcessor(
+        model_file=str(tokenizer_file)
+    ), tokenizer_file
+
+
+def run_asr_experiment(hparams, run_opts, attach=None):
+    """Fits the ASR model, evaluates it on every test set and exports it.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded YAML (see the module docstring for the keys it needs).
+    run_opts : dict
+        SpeechBrain run options (``--device``, DDP, ...).
+    attach : callable, optional
+        ``attach(brain, datasets)`` runs after the Brain is built and before
+        ``fit`` (mask-aware recipes attach their mask here).
+
+    Returns
+    -------
+    dict
+        Test-set name -> ``{"WER", "CER", "ACC", "loss"}``; also written to
+        ``<output_folder>/results.json``.
+    """
+    hparams = {**hparams.get("arch", {}), **hparams}  # architecture keys at top level
+    tokenizer, tokenizer_file = prepare_tokenizer(hparams)
+    train_set, valid_set, test_sets = build_datasets(hparams, tokenizer)
+
+    brain_class = hparams.get("brain_class", TransformerASRBrain)
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.tokenizer = tokenizer
+    if attach is not None:
+        attach(brain, {"train": train_set, "valid": valid_set})
+
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train_set,
+        valid_set,
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    results = brain.evaluate_sets(
+        test_sets,
+        hparams["test_dataloader_opts"],
+        results_file=os.path.join(hparams["output_folder"], "results.json"),
+    )
+    for name, stats in results.items():
+        logger.info(
+            "%s: WER %.2f  CER %.2f", name, stats.get("WER", -1), stats.get("CER", -1)
+        )
+
+    if sb.utils.distributed.if_main_process():
+        best = brain.checkpointer.find_checkpoint(max_key="ACC")
+        if best is not None:
+            export_model_folder(
+                best,
+                tokenizer_file,
+                hparams["model_export_dir"],
+                info={
+                    "stage": hparams.get("stage"),
+                    "size": hparams.get("size"),
+                    "dialect": hparams.get("dialect"),
+                    "epochs": hparams["epoch_counter"].current,
+                    "results": results,
+                },
+            )
+    return results
