@@ -26,6 +26,7 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_prepare import manifest_path, prepare_synthetic  # noqa: E402
 
+from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
 from speechbrain_sparse.asr.experiment import run_asr_experiment  # noqa: E402
 
 
@@ -67,4 +68,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except (ManifestError, FileNotFoundError) as error:
+        sys.exit(f"train.py: error: {error}")

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""``make demo``: build the tiny synthetic corpus and calibrate the benchmark.
+
+Runs the synthetic recipe's stages one after another, reusing finished ones:
+
+(a) pretrain on the source dialect and test on it;
+(b) the same model, zero-shot, on each target dialect's test set;
+(c) a model trained from scratch on one target's data only;
+(d) vanilla fine-tuning of the pretrained model on each target.
+
+It prints the table (a)-(d) and writes it to ``<out>/calibration.md``, together
+with the paths of every stage's logs and checkpoints.
+
+Usage::
+
+    python tools/demo.py --out results/demo [--preset tiny] [--size tiny]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "transformer"
+SOURCE = "en-us"
+TARGETS = ("en-gb-scotland", "en-029")
+
+
+def run_stage(name, hparams_file, out, overrides, log_dir):
+    """Runs ``train.py`` for one stage unless its results already exist."""
+    output_folder = out / name
+    results_file = output_folder / "results.json"
+    if results_file.exists():
+        print(f"[demo] {name}: finished earlier, reusing {results_file}")
+        return json.loads(results_file.read_text())
+    command = [
+        sys.executable,
+        str(RECIPE / "train.py"),
+        str(RECIPE / "hparams" / hparams_file),
+        f"--output_folder={output_folder}",
+        *overrides,
+    ]
+    print(f"[demo] {name}: {' '.join(command[1:])}", flush=True)
+    started = time.time()
+    log_file = log_dir / f"{name}.log"
+    with open(log_file, "w") as log:
+        process = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+    if process.returncode != 0:
+        tail = log_file.read_text().splitlines()[-25:]
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(
+            f"[demo] {name} failed (exit {process.returncode}); log: {log_file}"
+        )
+    print(f"[demo] {name}: done in {time.time() - started:.0f} s", flush=True)
+    return json.loads(results_file.read_text())
+
+
+def calibration_table(results):
+    """Markdown table of (a)-(d) test WERs from the stages' results."""
+    pre = results["pretrain"]
+    source_wer = pre[f"{SOURCE}_test"]["WER"]
+    lines = [
+        "| row | model | evaluated on | test WER (%) | test CER (%) | vs (a) |",
+        "|---|---|---|---|---|---|",
+        f"| (a) | pretrained on {SOURCE} | {SOURCE} | {source_wer:.2f} | "
+        f"{pre[f'{SOURCE}_test']['CER']:.2f} | 1.00x |",
+    ]
+    for target in TARGETS:
+        rows = [("(b)", f"pretrained on {SOURCE}, zero-shot", pre[f"{target}_test"])]
+        if f"scratch_{target}" in results:
+            rows.append(
+                (
+                    "(c)",
+                    f"trained on {target} only",
+                    results[f"scratch_{target}"][f"{target}_test"],
+                )
+            )
+        rows.append(
+            (
+                "(d)",
+                f"vanilla fine-tune on {target}",
+                results[f"vanilla_{target}"][f"{target}_test"],
+            )
+        )
+        for row, model, stats in rows:
+            lines.append(
+                f"| {row} | {model} | {target} | {stats['WER']:.2f} | "
+                f"{stats['CER']:.2f} | {stats['WER'] / max(source_wer, 1e-9):.2f}x |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Runs the demo; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="results/demo", help="output folder")
+    parser.add_argument("--preset", default="tiny", help="corpus preset")
+    parser.add_argument("--size", default="tiny", help="model size (hparams suffix)")
+    parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
+    parser.add_argument(
+        "--scratch-epochs", type=int, default=30, help="epochs for row (c)"
+    )
+    parser.add_argument(
+        "--corpus",
+        default=None,
+        help="corpus folder (default corpora/synthetic_<preset>_0)",
+    )
+    args = parser.parse_args(argv)
+
+    out = Path(args.out).resolve()
+    log_dir = out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    corpus = Path(
+        args.corpus or REPO / "corpora" / f"synthetic_{args.preset}_0"
+    ).resolve()
+    started = time.time()
+
+    print(
+        f"[demo] building (or reusing) the {args.preset} corpus in {corpus}", flush=True
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_sparse.cli",
+            "synth",
+            "--preset",
+            args.preset,
+            "--out",
+            str(corpus),
+            "--source",
+            SOURCE,
+            "--targets",
+            ",".join(TARGETS),
+        ],
+        check=True,
+    )
+    common = [
+        f"--data_folder={corpus}",
+        f"--corpus_preset={args.preset}",
+        f"--device={args.device}",
+    ]
+    results = {}
+    results["pretrain"] = run_stage(
+        "pretrain", f"pretrain_{args.size}.yaml", out, common, log_dir
+    )
+    pretrained = out / "pretrain" / "model"
+    scratch_target = TARGETS[-1]
+    results[f"scratch_{scratch_target}"] = run_stage(
+        f"scratch_{scratch_target}",
+        f"pretrain_{args.size}.yaml",
+        out,
+        [
+            *common,
+            "--stage=scratch",
+            f"--dialect={scratch_target}",
+            f"--eval_dialects=[{scratch_target}]",
+            "--eval_splits=[dev, test]",
+            f"--number_of_epochs={args.scratch_epochs}",
+        ],
+        log_dir,
+    )
+    for target in TARGETS:
+        results[f"vanilla_{target}"] = run_stage(
+            f"vanilla_{target}",
+            f"vanilla_{args.size}.yaml",
+            out,
+            [*common, f"--dialect={target}", f"--pretrained_dir={pretrained}"],
+            log_dir,
+        )
+
+    table = calibration_table(results)
+    report = out / "calibration.md"
+    report.write_text(
+        f"# Benchmark calibration ({args.preset} corpus, {args.size} model)\n\n"
+        f"{table}\n"
+    )
+    print("\n" + table + "\n")
+    print(f"[demo] finished in {(time.time() - started) / 60:.1f} min")
+    print(f"[demo] table: {report}")
+    print(f"[demo] stage logs: {log_dir}")
+    print(
+        f"[demo] per stage: {out}/<stage>/train_log.txt (training log), "
+        f"<stage>/save (checkpoints), <stage>/model (exported model)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
