@@ -37,7 +37,9 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(
+            module.NAME, help=module.HELP, description=module.HELP
+        )
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
