@@ -12,7 +12,9 @@ Hyperparameters read here, beyond those of :class:`TransformerASRBrain`:
 stage, see :mod:`speechbrain_sparse.asr.model_folder`) or neither (train the
 tokenizer on ``train_csv`` and the model from scratch). The keys of an
 included architecture file (``arch: !include:...``) count as top-level keys;
-the stage's own keys win. An optional
+the stage's own keys win. ``mask_strategy`` or ``adapter_projection_size``
+choose a sparse fine-tuning method (:mod:`speechbrain_sparse.asr.sparse_finetuning`).
+An optional
 ``brain_class`` (``!name:``) replaces :class:`TransformerASRBrain`.
 """
 
@@ -28,6 +30,11 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_sparse.asr.brain import TransformerASRBrain
 from speechbrain_sparse.asr.data import build_datasets
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
+from speechbrain_sparse.asr.sparse_finetuning import (
+    MaskedTransformerASRBrain,
+    insert_adapters,
+    select_and_attach_mask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +75,26 @@ def prepare_tokenizer(hparams):
     ), tokenizer_file
 
 
-def run_asr_experiment(hparams, run_opts, attach=None):
+def flatten_included(hparams, keys=("base", "arch")):
+    """Lifts the keys of included YAML files (``base``, ``arch``) to the top level.
+
+    A YAML's own keys win over those of the files it includes, and an included
+    file's keys over those of the files it includes in turn.
+
+    Example
+    -------
+    >>> flatten_included({"a": 1, "base": {"a": 2, "b": 3, "arch": {"c": 4}}})["c"]
+    4
+    """
+    flat = dict(hparams)
+    for key in keys:
+        included = flat.get(key)
+        if isinstance(included, dict):
+            flat = {**flatten_included(included, keys), **flat}
+    return flat
+
+
+def run_asr_experiment(hparams, run_opts):
     """Fits the ASR model, evaluates it on every test set and exports it.
 
     Arguments
@@ -77,9 +103,6 @@ def run_asr_experiment(hparams, run_opts, attach=None):
         The loaded YAML (see the module docstring for the keys it needs).
     run_opts : dict
         SpeechBrain run options (``--device``, DDP, ...).
-    attach : callable, optional
-        ``attach(brain, datasets)`` runs after the Brain is built and before
-        ``fit`` (mask-aware recipes attach their mask here).
 
     Returns
     -------
@@ -87,11 +110,15 @@ def run_asr_experiment(hparams, run_opts, attach=None):
         Test-set name -> ``{"WER", "CER", "ACC", "loss"}``; also written to
         ``<output_folder>/results.json``.
     """
-    hparams = {**hparams.get("arch", {}), **hparams}  # architecture keys at top level
+    hparams = flatten_included(hparams)
     tokenizer, tokenizer_file = prepare_tokenizer(hparams)
     train_set, valid_set, test_sets = build_datasets(hparams, tokenizer)
 
-    brain_class = hparams.get("brain_class", TransformerASRBrain)
+    if hparams.get("adapter_projection_size"):
+        insert_adapters(hparams)
+    masked = hparams.get("mask_strategy") is not None
+    default_class = MaskedTransformerASRBrain if masked else TransformerASRBrain
+    brain_class = hparams.get("brain_class", default_class)
     brain = brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -100,8 +127,8 @@ def run_asr_experiment(hparams, run_opts, attach=None):
         checkpointer=hparams["checkpointer"],
     )
     brain.tokenizer = tokenizer
-    if attach is not None:
-        attach(brain, {"train": train_set, "valid": valid_set})
+    if masked:
+        select_and_attach_mask(brain, hparams, train_set)
 
     brain.fit(
         brain.hparams.epoch_counter,

@@ -5,16 +5,22 @@ few minutes on two CPU cores; what is checked is the plumbing, not accuracy.
 """
 
 import math
+import re
 
 import pytest
 import torch
 
 from tests.conftest import SYNTHETIC_RECIPE, load_recipe_module
 
-MICRO_ARCH = (
-    "{d_model: 32, nhead: 2, d_ffn: 64, num_encoder_layers: 1, "
-    "num_decoder_layers: 1, valid_beam_size: 2, test_beam_size: 2}"
-)
+MICRO_MODEL = [
+    "--d_model=32",
+    "--nhead=2",
+    "--d_ffn=64",
+    "--num_encoder_layers=1",
+    "--num_decoder_layers=1",
+    "--test_beam_size=2",
+    "--vocab_size=40",
+]
 
 
 def run_stage(hparams_name, output_folder, corpus, *overrides):
@@ -26,8 +32,7 @@ def run_stage(hparams_name, output_folder, corpus, *overrides):
             f"--output_folder={output_folder}",
             f"--data_folder={corpus}",
             "--corpus_preset=micro",
-            "--vocab_size=40",
-            f"--arch={MICRO_ARCH}",
+            *MICRO_MODEL,
             "--num_workers=0",
             "--device=cpu",
             *overrides,
@@ -89,3 +94,76 @@ def test_missing_pretrained_folder_is_named(micro_corpus, tmp_path):
             micro_corpus,
             f"--pretrained_dir={tmp_path / 'nowhere' / 'model'}",
         )
+
+
+@pytest.fixture(scope="module")
+def vanilla(pretrained, micro_corpus, tmp_path_factory):
+    """A vanilla fine-tuned micro model on en-029 (the reference for diff)."""
+    folder = tmp_path_factory.mktemp("vanilla")
+    pretrain_folder, _ = pretrained
+    run_stage(
+        "vanilla_tiny.yaml",
+        folder,
+        micro_corpus,
+        f"--pretrained_dir={pretrain_folder / 'model'}",
+        "--dialect=en-029",
+        "--number_of_epochs=1",
+        "--eval_splits=[test]",
+    )
+    return folder
+
+
+def test_diff_fine_tuning_trains_only_the_mask(
+    pretrained, vanilla, micro_corpus, tmp_path
+):
+    from speechbrain_sparse.masks import ParameterMask
+
+    pretrain_folder, _ = pretrained
+    results = run_stage(
+        "diff_tiny.yaml",
+        tmp_path,
+        micro_corpus,
+        f"--pretrained_dir={pretrain_folder / 'model'}",
+        f"--finetuned_dir={vanilla / 'model'}",
+        "--dialect=en-029",
+        "--density=0.2",
+        "--number_of_epochs=1",
+        "--eval_splits=[test]",
+    )
+    assert math.isfinite(results["en-029_test"]["WER"])
+    mask = ParameterMask.load(tmp_path / "mask.pt")
+    assert abs(mask.density() - 0.2) < 1e-4 and mask.method == "diff"
+    before = torch.load(pretrain_folder / "model" / "model.ckpt")
+    after = torch.load(tmp_path / "model" / "model.ckpt")
+    changed = 0
+    for name, trainable in mask.items():
+        assert torch.equal(after[name][~trainable], before[name][~trainable]), name
+        changed += int((after[name][trainable] != before[name][trainable]).sum())
+    assert changed > 0
+
+
+def test_adapter_fine_tuning_keeps_the_backbone(pretrained, micro_corpus, tmp_path):
+    pretrain_folder, _ = pretrained
+    run_stage(
+        "adapter_tiny.yaml",
+        tmp_path,
+        micro_corpus,
+        f"--pretrained_dir={pretrain_folder / 'model'}",
+        "--dialect=en-029",
+        "--adapter_projection_size=4",
+        "--number_of_epochs=1",
+        "--eval_splits=[test]",
+    )
+    before = torch.load(pretrain_folder / "model" / "model.ckpt")
+    after = torch.load(tmp_path / "model" / "model.ckpt")
+    assert any("adapter_up_proj" in name for name in after)
+    # The wrappers that hold an adapter next to a pretrained layer rename it:
+    # ``<layer>.pretrained_linear.<param>`` is ``<layer>.<param>`` before.
+    backbone = {
+        re.sub(r"\.pretrained_(linear|attention)", "", name): tensor
+        for name, tensor in after.items()
+        if "adapter_" not in name
+    }
+    assert backbone.keys() == before.keys()
+    for name, tensor in before.items():
+        assert torch.equal(backbone[name], tensor), name
