@@ -103,7 +103,7 @@ def main(argv=None):
     parser.add_argument("--size", default="tiny", help="model size (hparams suffix)")
     parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
     parser.add_argument(
-        "--scratch-epochs", type=int, default=30, help="epochs for row (c)"
+        "--scratch-epochs", type=int, default=15, help="epochs for row (c)"
     )
     parser.add_argument(
         "--corpus",
@@ -160,7 +160,7 @@ def main(argv=None):
             "--stage=scratch",
             f"--dialect={scratch_target}",
             f"--eval_dialects=[{scratch_target}]",
-            "--eval_splits=[dev, test]",
+            "--eval_splits=[test]",
             f"--number_of_epochs={args.scratch_epochs}",
         ],
         log_dir,
