@@ -103,7 +103,7 @@ def main(argv=None):
     parser.add_argument("--size", default="tiny", help="model size (hparams suffix)")
     parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
     parser.add_argument(
-        "--scratch-epochs", type=int, default=15, help="epochs for row (c)"
+        "--scratch-epochs", type=int, default=10, help="epochs for row (c)"
     )
     parser.add_argument(
         "--corpus",
@@ -170,7 +170,12 @@ def main(argv=None):
             f"vanilla_{target}",
             f"vanilla_{args.size}.yaml",
             out,
-            [*common, f"--dialect={target}", f"--pretrained_dir={pretrained}"],
+            [
+                *common,
+                f"--dialect={target}",
+                f"--pretrained_dir={pretrained}",
+                "--eval_splits=[test]",
+            ],
             log_dir,
         )
 

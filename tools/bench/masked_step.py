@@ -25,12 +25,19 @@ plus, reported separately, MaskedAdamW's int32 index cache (derived from the
 mask, not checkpointed) and dense AdamW over the same masked model (every
 tensor partially trainable, so excluding fully frozen tensors saves nothing).
 
+Peak memory: the resident-set peak of a fresh process that trains three
+steps of the small shape, vanilla vs masked (density 0.1), each in its own
+process (``ru_maxrss``).
+
 Usage: ``python tools/bench/masked_step.py [--pairs-tiny 12 --pairs-small 4
 --threads 1]`` (CPU; one torch thread by default, since the 2 cores are shared).
 """
 
 import argparse
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import speechbrain as sb
@@ -41,10 +48,12 @@ from speechbrain_sparse.masked_adamw import MaskedAdamW
 from speechbrain_sparse.training import MaskedTrainingMixin
 
 SHAPES = {
-    "tiny": dict(d_model=144, nhead=4, num_encoder_layers=4,
-                 num_decoder_layers=2, d_ffn=576),
-    "small": dict(d_model=256, nhead=4, num_encoder_layers=12,
-                  num_decoder_layers=6, d_ffn=2048),
+    "tiny": dict(
+        d_model=144, nhead=4, num_encoder_layers=4, num_decoder_layers=2, d_ffn=576
+    ),
+    "small": dict(
+        d_model=256, nhead=4, num_encoder_layers=12, num_decoder_layers=6, d_ffn=2048
+    ),
 }
 VOCAB, FEATS, BATCH, FRAMES, TOKENS = 64, 80, 8, 300, 30
 
@@ -63,9 +72,11 @@ class ASRStep(sb.Brain):
         log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
         lengths = torch.full((BATCH,), log_probs.shape[0], dtype=torch.long)
         ctc = torch.nn.functional.ctc_loss(
-            log_probs, tokens[:, 1:], lengths, torch.full((BATCH,), TOKENS - 1))
+            log_probs, tokens[:, 1:], lengths, torch.full((BATCH,), TOKENS - 1)
+        )
         ce = torch.nn.functional.cross_entropy(
-            seq_logits.float().reshape(-1, VOCAB), tokens[:, 1:].reshape(-1))
+            seq_logits.float().reshape(-1, VOCAB), tokens[:, 1:].reshape(-1)
+        )
         return ctc + ce
 
 
@@ -160,18 +171,54 @@ def optimizer_state_report(shape="small"):
         report[label] = state_bytes(brain.optimizer)
         cache = getattr(brain.optimizer, "_indices", {})
         report[label + "_index"] = sum(
-            t.numel() * t.element_size() for t in cache.values())
+            t.numel() * t.element_size() for t in cache.values()
+        )
     return report
+
+
+def peak_rss_child(variant, shape="small", steps=3):
+    """Trains ``steps`` batches of one variant; prints this process's peak RSS."""
+    modules = make_modules(shape)
+    if variant == "vanilla":
+        brain = make_brain(ASRStep, modules, adamw)
+    else:
+        brain = make_brain(
+            MaskedASRStep, modules, masked_adamw, random_mask(modules, 0.1)
+        )
+    batch = make_batch()
+    for _ in range(steps):
+        brain.fit_batch(batch)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB
+
+
+def peak_rss_mib(variant):
+    """Peak resident memory of a fresh process training ``variant`` (MiB)."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--peak-rss", variant],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(output.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs-tiny", type=int, default=12)
     parser.add_argument("--pairs-small", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: stable on a shared 2-core box)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: stable on a shared 2-core box)",
+    )
+    parser.add_argument(
+        "--peak-rss", choices=("vanilla", "masked"), help=argparse.SUPPRESS
+    )  # child process of the memory check
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.peak_rss:
+        return peak_rss_child(args.peak_rss)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu")
 
@@ -179,26 +226,42 @@ def main():
     for shape, pairs in (("tiny", args.pairs_tiny), ("small", args.pairs_small)):
         brains = {
             "vanilla": make_brain(ASRStep, make_modules(shape), adamw),
-            "masked": make_brain(MaskedASRStep, make_modules(shape), masked_adamw,
-                                 random_mask(make_modules(shape), 0.1)),
+            "masked": make_brain(
+                MaskedASRStep,
+                make_modules(shape),
+                masked_adamw,
+                random_mask(make_modules(shape), 0.1),
+            ),
         }
         if shape == "tiny":
             brains["masked_torch_adamw"] = make_brain(
-                MaskedASRStep, make_modules(shape), adamw,
-                random_mask(make_modules(shape), 0.1))
+                MaskedASRStep,
+                make_modules(shape),
+                adamw,
+                random_mask(make_modules(shape), 0.1),
+            )
         params = sum(p.numel() for p in brains["vanilla"].modules.parameters())
         medians = interleaved_medians(brains, pairs)
         for name, seconds in medians.items():
-            print(f"{shape:5s} ({params / 1e6:.2f} M params) {name:18s} "
-                  f"median {seconds * 1e3:8.1f} ms over {pairs} steps")
+            print(
+                f"{shape:5s} ({params / 1e6:.2f} M params) {name:18s} "
+                f"median {seconds * 1e3:8.1f} ms over {pairs} steps"
+            )
             ratios[f"{name}_{shape}"] = seconds / medians["vanilla"]
         del brains
 
     report = optimizer_state_report("small")
     dense = report["dense"]
     for label, value in report.items():
-        print(f"optimizer state {label:24s} {value / 2**20:8.2f} MiB "
-              f"({value / dense:.3f} x dense AdamW)")
+        print(
+            f"optimizer state {label:24s} {value / 2**20:8.2f} MiB "
+            f"({value / dense:.3f} x dense AdamW)"
+        )
+    peak = {variant: peak_rss_mib(variant) for variant in ("vanilla", "masked")}
+    for variant, mib in peak.items():
+        print(
+            f"peak RSS, small, 3 steps, {variant:8s} {mib:8.1f} MiB (separate process)"
+        )
     print(
         "RESULT"
         f" masked_over_vanilla_tiny={ratios['masked_tiny']:.3f}"
@@ -213,6 +276,8 @@ def main():
         f"{(report['masked_d0.3'] + report['masked_d0.3_index']) / dense:.3f}"
         f" dense_adamw_under_mask_ratio_d0.1="
         f"{report['adamw_masked_d0.1'] / dense:.3f}"
+        f" peak_rss_mib_vanilla_small={peak['vanilla']:.0f}"
+        f" peak_rss_mib_masked_small={peak['masked']:.0f}"
     )
 
 
