@@ -205,7 +205,7 @@ def peak_rss_mib(variant):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs-tiny", type=int, default=12)
-    parser.add_argument("--pairs-small", type=int, default=4)
+    parser.add_argument("--pairs-small", type=int, default=12)
     parser.add_argument(
         "--threads",
         type=int,
