@@ -29,7 +29,7 @@ Peak memory: the resident-set peak of a fresh process that trains three
 steps of the small shape, vanilla vs masked (density 0.1), each in its own
 process (``ru_maxrss``).
 
-Usage: ``python tools/bench/masked_step.py [--pairs-tiny 12 --pairs-small 4
+Usage: ``python tools/bench/masked_step.py [--pairs-tiny 12 --pairs-small 12
 --threads 1]`` (CPU; one torch thread by default, since the 2 cores are shared).
 """
 
