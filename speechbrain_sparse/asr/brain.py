@@ -9,8 +9,7 @@ TransformerASRBrain)``), so everything here is plain SpeechBrain.
 Hyperparameters it reads: ``compute_features``, ``log_softmax``, ``ctc_cost``,
 ``seq_cost``, ``ctc_weight``, ``pad_index``, ``valid_search``, ``test_search``,
 ``valid_search_every``, ``epoch_counter``, ``train_logger``,
-``checkpointer``; optional ``augmentation`` (an ``Augmenter`` applied to
-training features), ``lr_annealing`` (called with the optimizer after each
+``checkpointer``; optional ``lr_annealing`` (called with the optimizer after each
 optimizer step), ``keep_checkpoints``.
 """
 
@@ -36,9 +35,6 @@ class TransformerASRBrain(sb.Brain):
         feats = self.modules.normalize(
             feats, wav_lens, epoch=self.hparams.epoch_counter.current
         )
-        if stage == sb.Stage.TRAIN and getattr(self.hparams, "augmentation", None):
-            feats, wav_lens = self.hparams.augmentation(feats, wav_lens)
-            tokens_bos = self.hparams.augmentation.replicate_labels(tokens_bos)
 
         src = self.modules.CNN(feats)
         enc_out, dec_out = self.modules.Transformer(
@@ -65,12 +61,6 @@ class TransformerASRBrain(sb.Brain):
         p_ctc, p_seq, wav_lens, hyps = predictions
         tokens_eos, tokens_eos_lens = batch.tokens_eos
         tokens, tokens_lens = batch.tokens
-        if stage == sb.Stage.TRAIN and getattr(self.hparams, "augmentation", None):
-            augment = self.hparams.augmentation
-            tokens_eos = augment.replicate_labels(tokens_eos)
-            tokens_eos_lens = augment.replicate_labels(tokens_eos_lens)
-            tokens = augment.replicate_labels(tokens)
-            tokens_lens = augment.replicate_labels(tokens_lens)
 
         loss_seq = self.hparams.seq_cost(p_seq, tokens_eos, length=tokens_eos_lens)
         loss_ctc = self.hparams.ctc_cost(p_ctc, tokens, wav_lens, tokens_lens)
