@@ -19,11 +19,19 @@ import os
 
 import speechbrain as sb
 
+from speechbrain_sparse.metrics import tibetan_syllables
+
 logger = logging.getLogger(__name__)
 
 
 class TransformerASRBrain(sb.Brain):
-    """Trains and evaluates the Transformer ASR; set ``self.tokenizer`` first."""
+    """Trains and evaluates the Transformer ASR; set ``self.tokenizer`` first.
+
+    With ``syllable_error_rate: True`` in the hparams it also reports the
+    Tibetan syllable error rate (:func:`speechbrain_sparse.metrics.tibetan_syllables`)
+    as ``SER`` next to ``WER`` and ``CER`` and writes ``ser_<test set>.txt``; this
+    ``SER`` is not the *sentence* error rate of ``ErrorRateStats.summarize``.
+    """
 
     def compute_forward(self, batch, stage):
         """Features -> CNN -> Transformer -> CTC and decoder log-probabilities."""
@@ -74,6 +82,12 @@ class TransformerASRBrain(sb.Brain):
                 targets = [words.split() for words in batch.wrd]
                 self.wer_metric.append(batch.id, predicted, targets)
                 self.cer_metric.append(batch.id, predicted, targets)
+                if self.ser_metric is not None:
+                    self.ser_metric.append(
+                        batch.id,
+                        [tibetan_syllables(" ".join(words)) for words in predicted],
+                        [tibetan_syllables(words) for words in batch.wrd],
+                    )
         return loss
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
@@ -88,6 +102,9 @@ class TransformerASRBrain(sb.Brain):
             self.acc_metric = sb.utils.Accuracy.AccuracyStats()
             self.wer_metric = sb.utils.metric_stats.ErrorRateStats()
             self.cer_metric = sb.utils.metric_stats.ErrorRateStats(split_tokens=True)
+            self.ser_metric = None
+            if getattr(self.hparams, "syllable_error_rate", False):
+                self.ser_metric = sb.utils.metric_stats.ErrorRateStats()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, checkpoints on validation, writes WER files on test."""
@@ -99,6 +116,8 @@ class TransformerASRBrain(sb.Brain):
         if self.wer_metric.scores:
             stats["WER"] = self.wer_metric.summarize("error_rate")
             stats["CER"] = self.cer_metric.summarize("error_rate")
+            if self.ser_metric is not None:
+                stats["SER"] = self.ser_metric.summarize("error_rate")
 
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
@@ -125,6 +144,10 @@ class TransformerASRBrain(sb.Brain):
                 folder = self.hparams.output_folder
                 with open(os.path.join(folder, f"wer_{self.test_name}.txt"), "w") as w:
                     self.wer_metric.write_stats(w)
+                if self.ser_metric is not None:
+                    ser_file = os.path.join(folder, f"ser_{self.test_name}.txt")
+                    with open(ser_file, "w", encoding="utf-8") as w:
+                        self.ser_metric.write_stats(w)
 
     def evaluate_sets(self, test_sets, loader_kwargs, results_file=None):
         """Evaluates the best checkpoint on each named test set.
