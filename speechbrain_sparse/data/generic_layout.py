@@ -11,9 +11,11 @@ an absolute path). :func:`split_manifest_rows` is the one manifest reader, which
 corpus generator uses too.
 
 Bad input raises ``ValueError`` naming the file (and line) at fault, never a silent
-loss: a ``text`` line without a transcript, a duplicated id, an id with no audio and
-audio with no transcript are all errors, because a corpus that lost files should be
-rebuilt, not trained on. A missing data folder raises ``FileNotFoundError``.
+loss: a ``text`` line without an id or without a transcript, text that is not UTF-8,
+a duplicated id, an id with no audio and audio with no transcript are all errors,
+because a corpus that lost files should be rebuilt, not trained on. A missing data
+folder raises ``FileNotFoundError``. An optional ``normalize`` callable (for Tibetan,
+:func:`speechbrain_sparse.metrics.normalize_tibetan`) is applied to every transcript.
 
 Example
 -------
@@ -49,13 +51,50 @@ SPLITS = ("train", "dev", "test")
 OPTIONS_FILE = "generic_prepare.json"
 
 
-def read_transcripts(text_path):
+def read_utf8_lines(path):
+    """Yields ``(line_number, line)`` of a UTF-8 text file (a leading BOM dropped).
+
+    Arguments
+    ---------
+    path : str or Path
+        The file to read.
+
+    Yields
+    ------
+    tuple
+        The 1-based line number and the decoded line (with its newline).
+
+    Raises
+    ------
+    ValueError
+        On bytes that are not UTF-8, naming the file, the line and the byte.
+    """
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{number}: not UTF-8 text ({error.reason} at byte "
+                    f"{error.start} of the line: {raw[error.start : error.end]!r})"
+                ) from None
+            yield number, line
+
+
+def _is_tibetan(character):
+    """True for a character of the Tibetan Unicode block."""
+    return "\u0f00" <= character <= "\u0fff"
+
+
+def read_transcripts(text_path, normalize=None):
     """Reads a ``text`` file: ``{utt_id: transcript}``, in file order.
 
     Arguments
     ---------
     text_path : Path
         Lines ``<utt_id> <TRANSCRIPT>``; blank lines are ignored.
+    normalize : callable, optional
+        Applied to each transcript (after runs of whitespace became one space).
 
     Returns
     -------
@@ -65,26 +104,34 @@ def read_transcripts(text_path):
     Raises
     ------
     ValueError
-        On a line without a transcript or a duplicated id (naming file and line).
+        On a line without an id (it starts with whitespace or with Tibetan
+        text) or without a transcript, a duplicated id or text that is not
+        UTF-8 (naming file and line).
     """
     transcripts = {}
-    with open(text_path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.split(maxsplit=1)
-            if len(fields) < 2:
-                raise ValueError(
-                    f"{text_path}:{number}: no transcript after id {fields[0]!r}"
-                )
-            utt_id, words = fields[0], " ".join(fields[1].split())
-            if utt_id in transcripts:
-                raise ValueError(f"{text_path}:{number}: duplicated id {utt_id!r}")
-            transcripts[utt_id] = words
+    for number, line in read_utf8_lines(text_path):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if line[0].isspace() or any(map(_is_tibetan, fields[0])):
+            raise ValueError(
+                f"{text_path}:{number}: no utterance id at the start of the line "
+                f"{line.strip()[:40]!r}"
+            )
+        if len(fields) < 2:
+            raise ValueError(
+                f"{text_path}:{number}: no transcript after id {fields[0]!r}"
+            )
+        utt_id, words = fields[0], " ".join(fields[1].split())
+        if normalize is not None:
+            words = normalize(words)
+        if utt_id in transcripts:
+            raise ValueError(f"{text_path}:{number}: duplicated id {utt_id!r}")
+        transcripts[utt_id] = words
     return transcripts
 
 
-def split_manifest_rows(split_dir, dialect):
+def split_manifest_rows(split_dir, dialect, normalize=None):
     """Returns the manifest rows of one ``<dialect>/<split>`` folder, in ``text`` order.
 
     Arguments
@@ -93,6 +140,8 @@ def split_manifest_rows(split_dir, dialect):
         The folder holding ``text`` and the ``<spk_id>/<utt_id>.wav`` tree.
     dialect : str
         Written to the ``dialect`` column.
+    normalize : callable, optional
+        Applied to each transcript (see :func:`read_transcripts`).
 
     Returns
     -------
@@ -108,7 +157,7 @@ def split_manifest_rows(split_dir, dialect):
     text_path = split_dir / "text"
     if not text_path.is_file():
         raise FileNotFoundError(f"missing transcript file {text_path}")
-    transcripts = read_transcripts(text_path)
+    transcripts = read_transcripts(text_path, normalize)
     audio = {}
     for wav in sorted(split_dir.glob("*/*.wav")):
         if wav.stem in audio:
@@ -140,7 +189,12 @@ def split_manifest_rows(split_dir, dialect):
 
 
 def prepare_generic_corpus(
-    data_folder, save_folder, dialects=None, splits=SPLITS, skip_prep=False
+    data_folder,
+    save_folder,
+    dialects=None,
+    splits=SPLITS,
+    skip_prep=False,
+    normalize=None,
 ):
     """Writes ``<save_folder>/<dialect>_<split>.csv`` for a generic-layout corpus.
 
@@ -159,6 +213,9 @@ def prepare_generic_corpus(
         The splits to prepare; each must exist for each dialect.
     skip_prep : bool
         When True, do nothing and return the expected CSV paths.
+    normalize : callable, optional
+        Applied to each transcript (e.g. ``normalize_tibetan``); its qualified
+        name is part of the recorded options.
 
     Returns
     -------
@@ -184,6 +241,8 @@ def prepare_generic_corpus(
         "dialects": list(dialects),
         "splits": list(splits),
     }
+    if normalize is not None:
+        options["normalize"] = f"{normalize.__module__}.{normalize.__qualname__}"
     options_path = save_folder / OPTIONS_FILE
     if read_json(options_path) == options and all(
         path.is_file() for path in csv_paths.values()
@@ -196,7 +255,7 @@ def prepare_generic_corpus(
             split_dir = data_folder / dialect / split
             if not split_dir.is_dir():
                 raise FileNotFoundError(f"missing split folder {split_dir}")
-            rows = split_manifest_rows(split_dir, dialect)
+            rows = split_manifest_rows(split_dir, dialect, normalize)
             write_csv_atomic(csv_paths[f"{dialect}_{split}"], rows, MANIFEST_FIELDS)
             logger.info("Wrote %d utterances of %s/%s", len(rows), dialect, split)
     write_json_atomic(options_path, options)
