@@ -1,0 +1,360 @@
+"""SparseWAV one-shot pruning of a whole model, block by block.
+
+:func:`prune_model` walks the blocks a :class:`ModelFamily` lists (see
+:mod:`~speechbrain_sparse.pruning.model_families`) and, for each block:
+captures the inputs of its matrices on the outputs of the already-pruned
+previous blocks and accumulates one Hessian per input stream with padded
+frames left out (:mod:`~speechbrain_sparse.pruning.calibration`); prunes every
+matrix with :func:`~speechbrain_sparse.pruning.obs.prune_matrix` to exactly
+its number of zeros and writes the compensated weights back; then runs the
+block again to propagate. It returns a :class:`~speechbrain_sparse.masks.ParameterMask`
+(True = kept) over the pruned parameters, ready for
+``MaskedTrainingMixin.attach_mask(mask, mode="prune")``; the rows of a packed
+``in_proj_weight`` hold the masks of its q, k and v slices.
+
+Mixed sparsity (:class:`MixedSparsity`, SparseWAV section 2.3) gives each
+matrix its own sparsity from the Hutchinson estimate of its mean Hessian
+diagonal for the family's twice-differentiable loss, computed on the dense
+model before any pruning; slices of a packed projection get their own
+estimate (they are made separate leaves with ``torch.func.functional_call``).
+
+The report (per-matrix sparsity, relative reconstruction error on the
+calibration data, fallbacks; wall time of the calibration forwards, of the
+Hessian accumulation inside them, and of the solves) is kept in
+``mask.options["report"]`` and so saved with the mask.
+
+Example
+-------
+>>> from speechbrain.dataio.batch import PaddedBatch
+>>> from transformers import Wav2Vec2Config, Wav2Vec2Model
+>>> from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
+>>> torch.manual_seed(0) and None
+>>> config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2,
+...     num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+...     conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+...     num_conv_pos_embedding_groups=2)
+>>> model = Wav2Vec2Model(config)
+>>> batches = [PaddedBatch([{"sig": torch.randn(4000)} for _ in range(2)])]
+>>> mask = prune_model(model, HuggingFaceSSLFamily(), batches, sparsity=0.5,
+...                    progress=False)
+>>> len(mask), mask.density()
+(12, 0.5)
+"""
+
+import logging
+import time
+
+import torch
+from tqdm import tqdm
+
+from speechbrain_sparse.masks import Coverage, ParameterMask
+from speechbrain_sparse.pruning.calibration import (
+    accumulate_hessians,
+    capture_stage_entry,
+    propagate,
+)
+from speechbrain_sparse.pruning.mixed_sparsity import (
+    allocate_prune_counts,
+    allocate_sparsities,
+    hutchinson_trace,
+)
+from speechbrain_sparse.pruning.obs import prune_matrix, pruned_count
+from speechbrain_sparse.pruning.reconstruction import relative_reconstruction_error
+
+logger = logging.getLogger(__name__)
+
+HESSIAN_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class MixedSparsity:
+    """Per-matrix sparsities from Hutchinson sensitivities (SparseWAV eqs. 4-7).
+
+    Arguments
+    ---------
+    alpha : float
+        Half-width of the sparsity progression ``[s - α, s + α]``.
+    num_probes : int
+        Hutchinson probes per calibration batch used.
+    distribution : str
+        ``"rademacher"`` or ``"gaussian"`` probes.
+    num_batches : int
+        How many calibration batches the estimate averages over.
+    seed : int
+        Seed of the probes.
+    """
+
+    def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
+                 num_batches=2, seed=0):
+        self.alpha = float(alpha)
+        self.num_probes = int(num_probes)
+        self.distribution = distribution
+        self.num_batches = int(num_batches)
+        self.seed = int(seed)
+
+    def sensitivities(self, model, family, matrices, batches):
+        """Returns ``{matrix name: mean Hessian diagonal}`` on the dense model.
+
+        Each matrix (a slice of a packed projection too) becomes a leaf tensor
+        put in place of its parameter with ``torch.func.functional_call``.
+        """
+        leaves = {m.name: m.read().requires_grad_(True) for m in matrices}
+        real_names = {id(p): n for n, p in model.named_parameters()}
+        slices = {}
+        for matrix in matrices:
+            slices.setdefault(id(matrix.parameter), []).append(matrix)
+        generator = torch.Generator().manual_seed(self.seed)
+        wrapper = _LossModule(model, family)
+        totals = dict.fromkeys(leaves, 0.0)
+        used = list(batches)[: max(self.num_batches, 1)]
+        with torch.enable_grad(), family.twice_differentiable(model):
+            for batch in used:
+                reference = family.sensitivity_reference(model, batch)
+
+                def loss_fn(batch=batch, reference=reference):
+                    overrides = {
+                        f"model.{real_names[key]}": _assemble(parts, leaves)
+                        for key, parts in slices.items()
+                    }
+                    return torch.func.functional_call(
+                        wrapper, overrides, (batch, reference), strict=False)
+
+                traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
+                                          self.distribution, generator)
+                for name, value in traces.items():
+                    totals[name] += value / len(used)
+        return totals
+
+    def allocate(self, model, family, matrices, batches, target):
+        """Returns ``(sparsities, prune counts)`` per matrix for ``target``."""
+        sensitivity = self.sensitivities(model, family, matrices, batches)
+        sizes = {m.name: m.numel() for m in matrices}
+        sparsities = allocate_sparsities(sensitivity, sizes, target, self.alpha)
+        return sparsities, allocate_prune_counts(sparsities, sizes, target), sensitivity
+
+
+class _LossModule(torch.nn.Module):
+    """Makes the family's sensitivity loss callable by ``functional_call``."""
+
+    def __init__(self, model, family):
+        super().__init__()
+        self.model = model
+        self.family = family
+
+    def forward(self, batch, reference):
+        return self.family.sensitivity_loss(self.model, batch, reference)
+
+
+def _assemble(parts, leaves):
+    """The parameter rebuilt from its matrices' leaves (row slices in order)."""
+    ordered = sorted(parts, key=lambda m: m.rows.start)
+    if len(ordered) == 1 and ordered[0].shape == tuple(ordered[0].parameter.shape):
+        return leaves[ordered[0].name]
+    full = ordered[0].parameter.detach()
+    pieces, row = [], 0
+    for matrix in ordered:
+        if matrix.rows.start > row:
+            pieces.append(full[row:matrix.rows.start])
+        pieces.append(leaves[matrix.name])
+        row = matrix.rows.stop
+    if row < full.shape[0]:
+        pieces.append(full[row:])
+    return torch.cat(pieces)
+
+
+class OneShotPruner:
+    """SparseWAV one-shot pruning as a strategy object (for ``!new:`` in YAML).
+
+    Arguments
+    ---------
+    sparsity : float
+        Target sparsity of the pruned matrices (uniform, or the weighted mean
+        with ``mixed_sparsity``).
+    saliency : str
+        ``"improved"`` (eq. 3) or ``"obs"`` (eq. 1).
+    block_size : int
+        Columns per lazily updated block of the OBS solve.
+    damp : float
+        Dampening, a fraction of the mean diagonal of each Hessian.
+    mixed_sparsity : MixedSparsity, optional
+        Per-matrix sparsities; uniform when omitted.
+    hessian_dtype : str
+        ``"float32"`` or ``"float64"``.
+
+    Example
+    -------
+    >>> OneShotPruner(0.8, mixed_sparsity=MixedSparsity(alpha=0.05)).sparsity
+    0.8
+    """
+
+    def __init__(self, sparsity, saliency="improved", block_size=128, damp=0.01,
+                 mixed_sparsity=None, hessian_dtype="float32"):
+        self.sparsity = float(sparsity)
+        self.saliency = saliency
+        self.block_size = int(block_size)
+        self.damp = float(damp)
+        self.mixed_sparsity = mixed_sparsity
+        self.hessian_dtype = HESSIAN_DTYPES[hessian_dtype]
+
+    def prune(self, model, family, calibration_batches, progress=True):
+        """Prunes ``model`` in place; returns the mask (see :func:`prune_model`)."""
+        return prune_model(
+            model, family, calibration_batches, sparsity=self.sparsity,
+            saliency=self.saliency, block_size=self.block_size, damp=self.damp,
+            mixed_sparsity=self.mixed_sparsity, hessian_dtype=self.hessian_dtype,
+            progress=progress,
+        )
+
+
+def prune_model(model, family, calibration_batches, sparsity=None, sparsities=None,
+                saliency="improved", block_size=128, damp=0.01, mixed_sparsity=None,
+                hessian_dtype=torch.float32, progress=True):
+    """Prunes every matrix ``family`` lists, block by block, in place.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The model (weights are overwritten with the pruned, compensated ones).
+    family : ModelFamily
+        Which matrices, blocks and inputs (``model_families``).
+    calibration_batches : iterable of PaddedBatch
+        Calibration data (moved to the model's device).
+    sparsity : float, optional
+        Uniform sparsity, or the target mean with ``mixed_sparsity``.
+    sparsities : dict, optional
+        Matrix name -> sparsity, instead of ``sparsity``.
+    saliency : str
+        ``"improved"`` or ``"obs"``.
+    block_size : int
+        OBS lazy-update block size.
+    damp : float
+        Relative dampening of each Hessian.
+    mixed_sparsity : MixedSparsity, optional
+        Allocate per-matrix sparsities around ``sparsity``.
+    hessian_dtype : torch.dtype
+        Precision of the Hessians.
+    progress : bool
+        Show a progress bar over the blocks.
+
+    Returns
+    -------
+    ParameterMask
+        Canonical parameter name -> bool (True = kept), with the report in
+        ``options["report"]``.
+    """
+    stages = family.stages(model)
+    matrices = [m for stage in stages for block in stage.blocks for m in block.matrices]
+    device = next(model.parameters()).device
+    batches = [batch.to(device) for batch in calibration_batches]
+    if not batches:
+        raise ValueError("prune_model needs at least one calibration batch")
+    modes = [(module, module.training) for module in family.modules(model)]
+    for module, _ in modes:
+        module.eval()
+    try:
+        targets, counts, sensitivity = _targets(model, family, matrices, batches,
+                                                sparsity, sparsities, mixed_sparsity)
+        report = {"matrices": {}, "timings": dict.fromkeys(
+            ("forward", "hessian", "solve", "sensitivity"), 0.0)}
+        report["timings"]["sensitivity"] = sensitivity.pop("_seconds", 0.0)
+        keep = _prune_stages(model, family, stages, batches, targets, counts,
+                             report, saliency, block_size, damp, hessian_dtype,
+                             progress)
+    finally:
+        for module, training in modes:
+            module.train(training)
+    for name, value in sensitivity.items():
+        report["matrices"][name]["sensitivity"] = value
+    return _mask_from(matrices, keep, report, saliency, sparsity, sparsities,
+                      mixed_sparsity)
+
+
+def _targets(model, family, matrices, batches, sparsity, sparsities, mixed):
+    names = [m.name for m in matrices]
+    if sparsities is not None:
+        missing = [n for n in names if n not in sparsities]
+        if missing or sparsity is not None or mixed is not None:
+            raise ValueError("give either sparsity (with optional mixed_sparsity) "
+                             f"or sparsities for every matrix; missing: {missing[:3]}")
+        targets = {n: float(sparsities[n]) for n in names}
+    elif sparsity is None:
+        raise ValueError("prune_model needs sparsity or sparsities")
+    elif mixed is not None:
+        start = time.perf_counter()
+        targets, counts, sensitivity = mixed.allocate(model, family, matrices,
+                                                      batches, float(sparsity))
+        sensitivity["_seconds"] = time.perf_counter() - start
+        return targets, counts, sensitivity
+    else:
+        targets = dict.fromkeys(names, float(sparsity))
+    counts = {m.name: pruned_count(m.numel(), targets[m.name]) for m in matrices}
+    return targets, counts, {}
+
+
+@torch.no_grad()
+def _prune_stages(model, family, stages, batches, targets, counts, report,
+                  saliency, block_size, damp, hessian_dtype, progress):
+    timings, keep = report["timings"], {}
+    total = sum(len(stage.blocks) for stage in stages)
+    with tqdm(total=total, desc="OBS pruning", unit="block",
+              disable=not progress) as bar:
+        for stage in stages:
+            start = time.perf_counter()
+            calls = [capture_stage_entry(model, family, stage, b) for b in batches]
+            timings["forward"] += time.perf_counter() - start
+            for index, block in enumerate(stage.blocks):
+                start = time.perf_counter()
+                hessians = accumulate_hessians(block, calls, hessian_dtype,
+                                               timings=timings)
+                timings["forward"] += time.perf_counter() - start
+                start = time.perf_counter()
+                for matrix in block.matrices:
+                    keep[matrix.name] = _prune_one(
+                        matrix, hessians[matrix.stream], targets[matrix.name],
+                        counts[matrix.name], saliency, block_size, damp, report)
+                timings["solve"] += time.perf_counter() - start
+                del hessians
+                if index + 1 < len(stage.blocks):
+                    start = time.perf_counter()
+                    calls = propagate(family, stage, index, calls)
+                    timings["forward"] += time.perf_counter() - start
+                bar.update(1)
+    return keep
+
+
+def _prune_one(matrix, accumulator, target, count, saliency, block_size, damp,
+               report):
+    weight, hessian = matrix.read(), accumulator.hessian()
+    result = prune_matrix(weight, hessian, target, saliency=saliency,
+                          block_size=block_size, damp=damp, num_pruned=count)
+    matrix.write(result.weight)
+    error = relative_reconstruction_error(weight, result.weight, hessian,
+                                          kind="hessian")
+    report["matrices"][matrix.name] = {
+        "target": float(target), "sparsity": float(result.sparsity),
+        "pruned": int((~result.mask).sum()), "numel": result.mask.numel(),
+        "relative_error": float(error), "frames": int(accumulator.num_frames),
+        "fallback": result.fallback,
+    }
+    logger.info("%s: sparsity %.4f (target %.4f), relative error %.4g%s",
+                matrix.name, result.sparsity, target, error,
+                f" [{result.fallback}]" if result.fallback else "")
+    return result.mask.cpu()
+
+
+def _mask_from(matrices, keep, report, saliency, sparsity, sparsities, mixed):
+    tensors = {}
+    for matrix in matrices:
+        name = matrix.parameter_name
+        if name not in tensors:
+            tensors[name] = torch.ones(matrix.parameter.shape, dtype=torch.bool)
+        tensors[name][matrix.rows] = keep[matrix.name]
+    options = {
+        "saliency": saliency,
+        "sparsity": sparsity,
+        "per_matrix": sparsities is not None,
+        "mixed_sparsity": None if mixed is None else vars(mixed),
+        "report": report,
+    }
+    target = None if sparsity is None else 1.0 - float(sparsity)
+    return ParameterMask(tensors, coverage=Coverage(include=sorted(tensors)),
+                         method="obs", options=options, target_density=target)
