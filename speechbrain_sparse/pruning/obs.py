@@ -74,6 +74,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 SALIENCIES = ("obs", "improved")
+_INNER_BLOCK = 16  # columns updated one by one before a matmul catches the rest up
 
 
 @dataclass
@@ -96,7 +97,8 @@ class ObsResult:
         The relative dampening actually used (None for magnitude pruning).
     saliency : torch.Tensor, optional
         With ``return_saliency=True``: each entry's saliency when its block's
-        mask was chosen (fp32; pruned-by-force entries are ``-inf``).
+        mask was chosen (in the computation dtype, fp32 or fp64; entries pruned
+        by ``must_prune`` are ``-inf``).
     """
 
     weight: torch.Tensor
@@ -200,7 +202,7 @@ def prune_matrix(weight, hessian, sparsity, saliency="improved", block_size=128,
 
     pruned = original.clone()
     keep = torch.ones(rows, cols, dtype=torch.bool, device=device)
-    scores_out = torch.empty(rows, cols) if return_saliency else None
+    scores_out = torch.empty_like(original) if return_saliency else None
     inverse_diagonal = torch.diagonal(factor) ** 2  # [H_F⁻¹]_pp, F = columns >= p
     bounds, counts = _block_counts(forced, rows, cols, int(block_size), target)
     for (start, stop), count in zip(bounds, counts):
@@ -215,7 +217,7 @@ def prune_matrix(weight, hessian, sparsity, saliency="improved", block_size=128,
         block_keep = ~_lowest(scores, count)
         keep[:, start:stop] = block_keep
         if scores_out is not None:
-            scores_out[:, start:stop] = scores.float().cpu()
+            scores_out[:, start:stop] = scores
         errors = _compensate_block(block, block_keep, factor[start:stop, start:stop])
         pruned[:, start:stop] = block
         pruned[:, stop:] -= errors @ factor[start:stop, stop:]
@@ -247,33 +249,33 @@ def _check_forced(must_prune, weight, target):
 def _inverse_hessian_factor(hessian, dead, damp, max_damp_retries):
     """Returns ``(U, damp used, problem)``: ``H⁻¹ = UᵀU``, U upper; U None if failed.
 
-    Dead columns get the mean live diagonal (1 if all are dead). A factorisation
-    counts as failed if LAPACK reports it, if it is not finite, or if a pivot²
-    falls below ``n·eps`` of the mean diagonal (numerically singular).
+    ``U`` comes from one Cholesky factorisation of ``H`` in reversed index order,
+    ``H = R Rᵀ`` with ``R`` upper triangular, as ``U = R⁻¹`` (a triangular
+    solve): no explicit inverse is formed. Dead columns get the mean live
+    diagonal (1 if all are dead). A factorisation counts as failed if LAPACK
+    reports it, if it is not finite, or if a pivot² ``R_pp²`` falls below
+    ``n·eps`` of the mean diagonal (numerically singular).
     """
-    if not torch.isfinite(hessian).all():
+    if not _finite(hessian):
         return None, None, "non-finite Hessian: magnitude pruning without updates"
     hessian = hessian.clone()
     diagonal = torch.diagonal(hessian)
     live = diagonal[~dead]
     diagonal[dead] = live.mean() if live.numel() else 1.0
-    mean_diagonal = diagonal.mean()
+    mean_diagonal = float(diagonal.mean())
     size = hessian.shape[0]
+    identity = torch.eye(size, dtype=hessian.dtype, device=hessian.device)
     tolerance = size * torch.finfo(hessian.dtype).eps * mean_diagonal
     levels = [damp] + [max(damp, 1e-3) * 10**k for k in range(1, max_damp_retries + 1)]
     for level in levels:
-        damped = hessian + level * mean_diagonal * torch.eye(
-            size, dtype=hessian.dtype, device=hessian.device
-        )
+        damped = (hessian + level * mean_diagonal * identity).flip(0, 1)
         lower, info = torch.linalg.cholesky_ex(damped)
-        pivots = torch.diagonal(lower)
-        if int(info) != 0 or not torch.isfinite(pivots).all():
+        upper = lower.flip(0, 1)  # H + λI = R Rᵀ, R upper triangular
+        pivots = torch.diagonal(upper)
+        if int(info) != 0 or not _finite(pivots) or bool((pivots**2 < tolerance).any()):
             continue
-        if bool((pivots**2 < tolerance).any()):
-            continue
-        factor, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(lower),
-                                                upper=True)
-        if int(info) != 0 or not torch.isfinite(factor).all():
+        factor = torch.linalg.solve_triangular(upper, identity, upper=True)
+        if not _finite(factor):
             continue
         if level == damp:
             return factor, level, None
@@ -281,6 +283,11 @@ def _inverse_hessian_factor(hessian, dead, damp, max_damp_retries):
                                f"dampening increased to {level:g} x mean diagonal")
     return None, None, (f"Cholesky failed up to damp={levels[-1]:g} x mean diagonal: "
                         "magnitude pruning without updates")
+
+
+def _finite(tensor):
+    """Returns whether all entries are finite (one reduction, no overflow)."""
+    return bool(torch.isfinite(tensor.sum(dtype=torch.float64)))
 
 
 def _block_counts(forced, rows, cols, block_size, target):
@@ -307,9 +314,14 @@ def _lowest(scores, count):
     """Returns a bool tensor marking the ``count`` lowest scores (ties: lower index)."""
     flat = scores.reshape(-1)
     chosen = torch.zeros(flat.numel(), dtype=torch.bool, device=scores.device)
-    if count > 0:
-        order = torch.sort(flat, stable=True).indices[:count]
-        chosen[order] = True
+    if count >= flat.numel():
+        chosen[:] = True
+    elif count > 0:
+        flat = torch.nan_to_num(flat, nan=math.inf)  # NaN ranks last, not nowhere
+        threshold = torch.kthvalue(flat, count).values
+        chosen = flat < threshold
+        ties = (flat == threshold).nonzero().squeeze(1)
+        chosen[ties[: count - int(chosen.sum())]] = True
     return chosen.view(scores.shape)
 
 
@@ -318,24 +330,32 @@ def _compensate_block(block, block_keep, factor):
 
     Column ``j``: ``err = (w - q) / U_jj`` with ``q`` the column with its pruned
     entries zeroed, then the later columns of the block get ``-err ⊗ U_{j, j+1:}``.
-    The errors, times ``U[block, later]``, give the update of the later blocks.
+    A column is final once processed, so the pruned entries are zeroed at the
+    end. The errors, times ``U[block, later]``, give the update of later blocks.
+    For speed, columns are rows of a transposed copy, and the updates inside the
+    block are themselves lazy over chunks of ``_INNER_BLOCK`` columns.
     """
-    errors = torch.zeros_like(block)
-    for j in range(block.shape[1]):
-        pruned_rows = ~block_keep[:, j]
-        if not bool(pruned_rows.any()):
-            continue
-        column = block[:, j]
-        error = torch.where(pruned_rows, column, 0.0) / factor[j, j]
-        block[:, j + 1:].addr_(error, factor[j, j + 1:], alpha=-1.0)
-        block[:, j].masked_fill_(pruned_rows, 0.0)
-        errors[:, j] = error
-    return errors
+    pruned = ~block_keep
+    scale = pruned.T.to(block.dtype) / torch.diagonal(factor)[:, None]
+    columns = block.T.contiguous()
+    errors = torch.zeros_like(columns)
+    has_pruned = pruned.any(dim=0).tolist()
+    width = columns.shape[0]
+    for first in range(0, width, _INNER_BLOCK):  # a second, inner level of laziness
+        last = min(first + _INNER_BLOCK, width)
+        for j in range(first, last):
+            if has_pruned[j]:
+                torch.mul(columns[j], scale[j], out=errors[j])
+                columns[j + 1:last] -= factor[j, j + 1:last, None] * errors[j]
+        if last < width:
+            columns[last:] -= factor[first:last, last:].T @ errors[first:last]
+    block.copy_(columns.T).masked_fill_(pruned, 0.0)
+    return errors.T
 
 
 def _result(weight, pruned, keep, fallback, dampening, saliency):
     pruned = pruned.masked_fill(~keep, 0.0).to(weight.dtype)
-    sparsity = 1.0 - int(keep.sum()) / keep.numel()
+    sparsity = int((~keep).sum()) / keep.numel()
     return ObsResult(pruned, keep, sparsity, fallback, dampening, saliency)
 
 
