@@ -170,7 +170,7 @@ def allocate_sparsities(sensitivities, sizes, target, alpha=0.1, max_sparsity=0.
     if count == 1:
         base[ranked[0]] = target
     total = sum(int(sizes[n]) for n in names)
-    weights = {n: int(sizes[n]) / total for n in names}
+    weights = {n: int(sizes[n]) / total for n in ranked}  # sums in a fixed order
     shift = _solve_shift(base, weights, target, max_sparsity)
     return {n: min(max(base[n] + shift, 0.0), max_sparsity) for n in names}
 
