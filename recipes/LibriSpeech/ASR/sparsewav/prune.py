@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""SparseWAV one-shot pruning of a Hugging Face speech model on LibriSpeech.
+
+Prepares the calibration split's manifest (``../../librispeech_prepare.py``),
+draws ``num_calibration`` utterances from it, prunes the model in
+``pretrained_dir`` (a local Wav2Vec2 / HuBERT / WavLM directory, ``*ForCTC``
+or base) with the YAML's ``pruner`` and writes the pruned model in the same
+form to ``<output_folder>/model`` with its ``mask.pt``, ``pruning_info.json``
+and, with ``sparse_export: True``, ``sparse_model.pt``.
+
+Usage::
+
+    python prune.py hparams/wav2vec2_base.yaml \\
+        --pretrained_dir /models/wav2vec2-base-100h --data_folder /data/LibriSpeech
+    python prune.py hparams/wavlm_base_plus.yaml --pretrained_dir ... \\
+        --data_folder ... --sparsity 0.5 --device cuda:0
+"""
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from librispeech_prepare import prepare_librispeech  # noqa: E402
+
+from speechbrain_sparse.pruning.calibration import load_calibration_batches  # noqa: E402
+from speechbrain_sparse.pruning.pretrained import load_huggingface  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv):
+    """Prunes the model; returns the path of the pruned model folder."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    split = hparams["calibration_split"]
+    manifests = prepare_librispeech(hparams["data_folder"], hparams["manifest_folder"],
+                                    splits=[split])
+    pretrained = load_huggingface(hparams["pretrained_dir"],
+                                  run_opts.get("device", "cpu"))
+    if hparams.get("family") is not None:  # the YAML may override the defaults
+        pretrained.family = hparams["family"]
+    batches = load_calibration_batches(
+        manifests[split], hparams["num_calibration"], hparams["batch_size"],
+        hparams["seed"], max_duration=hparams.get("max_duration"))
+    start = time.perf_counter()
+    mask = hparams["pruner"].prune(pretrained.model, pretrained.family, batches)
+    seconds = time.perf_counter() - start
+    info = {"method": "obs", "source": str(Path(hparams["pretrained_dir"]).resolve()),
+            "calibration": str(manifests[split]), "seconds": seconds,
+            "utterances": sum(batch.batchsize for batch in batches),
+            "achieved_sparsity": 1.0 - mask.density(),
+            "report": mask.options["report"]}
+    out = pretrained.save(Path(hparams["output_folder"]) / "model", mask, info=info,
+                          sparse_export=hparams.get("sparse_export", False))
+    summary = {"sparsity": 1.0 - mask.density(), "seconds": round(seconds, 2),
+               "model": str(out)}
+    logger.info("pruned: %s", json.dumps(summary))
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"prune.py: error: {error}")

@@ -1,0 +1,48 @@
+"""The LibriSpeech SparseWAV recipe end to end on a fixture corpus and tiny models."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechbrain_sparse.masks import ParameterMask
+from tests.conftest import REPO, load_recipe_module
+from tests.unit.pruning_models import tiny_hf_model
+from tests.unit.test_librispeech_prepare import write_corpus
+
+RECIPE = REPO / "recipes" / "LibriSpeech" / "ASR" / "sparsewav"
+HPARAMS = sorted((RECIPE / "hparams").glob("*.yaml"))
+CORPUS = {"train-clean-100": {"19": {"198": [
+    (f"{i:04d}", 2400 + 300 * i, "SOME WORDS") for i in range(6)]}}}
+
+
+def test_one_yaml_per_model_and_they_agree():
+    assert [p.stem for p in HPARAMS] == ["wav2vec2_base", "wav2vec2_large",
+                                         "wavlm_base_plus"]
+    bodies = [p.read_text().split("model_name:", 1)[1].split("\n", 3)[3]
+              for p in HPARAMS]
+    strip = [b.replace("batch_size: 4", "batch_size: 8") for b in bodies]
+    assert strip[0] == strip[1] == strip[2]  # only names and the batch size differ
+
+
+@pytest.mark.parametrize("kind, hparams", [("wav2vec2", "wav2vec2_base"),
+                                           ("wavlm", "wavlm_base_plus")])
+def test_prune_script_on_a_fixture_corpus(tmp_path, kind, hparams):
+    prune = load_recipe_module(RECIPE, "prune")
+    data = write_corpus(tmp_path / "LibriSpeech", CORPUS)
+    _, source = tiny_hf_model(kind, tmp_path)
+    out = prune.main([
+        str(RECIPE / "hparams" / f"{hparams}.yaml"), "--pretrained_dir", str(source),
+        "--data_folder", str(data), "--output_folder", str(tmp_path / "exp"),
+        "--manifest_folder", str(tmp_path / "manifests"), "--num_calibration", "4",
+        "--batch_size", "2", "--sparsity", "0.5", "--num_probes", "1",
+    ])
+    assert Path(out) == tmp_path / "exp" / "model"
+    mask = ParameterMask.load(out / "mask.pt")
+    assert mask.numel() - mask.num_selected() == mask.numel() // 2
+    assert (out / "sparse_model.pt").is_file()
+    from speechbrain_sparse.pruning.sparse_export import load_sparse_checkpoint
+
+    state = load_sparse_checkpoint(out / "sparse_model.pt")
+    for name, keep in mask.items():
+        assert torch.all(state[name][~keep] == 0)
