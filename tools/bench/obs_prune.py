@@ -1,0 +1,102 @@
+"""Times SparseWAV one-shot OBS pruning of a wav2vec2-base-shaped model.
+
+The model is ``Wav2Vec2ForCTC(Wav2Vec2Config())`` (the defaults are
+wav2vec2-base: 12 layers, hidden 768, FFN 3072; ~94.4M parameters) with
+random weights, which is all the cost depends on. Calibration: ``--clips``
+random waveforms of 90-100 % of ``--seconds`` (so batches carry a little
+padding), in batches of ``--batch-size``. The floor is one dense forward
+pass of the same model over the same calibration batches, timed first in the
+same run; pruning (``prune_model``, block by block, every layer's q/k/v/out
+and FFN matrices to ``--sparsity``) is then timed in parts: calibration
+forwards (block entry capture, the capture forward of each block, the
+propagation forward), the Hessian accumulation inside them, and the OBS
+solves (with the per-matrix reconstruction error). Peak memory is the
+process's maximum resident set size.
+
+Usage: ``python tools/bench/obs_prune.py [--clips 32] [--seconds 10] [--layers 12]``
+(quick: ``--clips 4 --seconds 4 --layers 2``).
+Last line: ``RESULT prune_s=... dense_forward_s=... ratio=... target_ratio=2.5 ...``
+"""
+
+import argparse
+import logging
+import resource
+import time
+
+import torch
+from speechbrain.dataio.batch import PaddedBatch
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
+from speechbrain_sparse.pruning.oneshot import prune_model
+
+
+def calibration_batches(clips, seconds, batch_size, seed=0):
+    """Random waveforms of 90-100 % of ``seconds`` at 16 kHz, in batches."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = (16000 * seconds * (0.9 + 0.1 * torch.rand(clips, generator=generator)))
+    examples = [{"id": f"clip{i}", "sig": torch.randn(int(n), generator=generator)}
+                for i, n in enumerate(lengths.tolist())]
+    return [PaddedBatch(examples[i:i + batch_size])
+            for i in range(0, clips, batch_size)]
+
+
+def peak_rss_gb():
+    """Maximum resident set size of this process so far, in GB (Linux: KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def main():
+    """Runs the benchmark and prints the RESULT line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--sparsity", type=float, default=0.8)
+    parser.add_argument("--saliency", default="improved", choices=("improved", "obs"))
+    parser.add_argument("--block-size", type=int, default=128)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(Wav2Vec2Config(num_hidden_layers=args.layers)).eval()
+    params = sum(p.numel() for p in model.parameters())
+    family = HuggingFaceSSLFamily()
+    batches = calibration_batches(args.clips, args.seconds, args.batch_size)
+    print(f"{params} parameters, {args.layers} layers, {args.clips} clips of "
+          f"~{args.seconds:g} s in batches of {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, sparsity {args.sparsity}")
+
+    with torch.no_grad():
+        family.forward(model, calibration_batches(1, 1.0, 1)[0])  # warm-up
+        start = time.perf_counter()
+        for batch in batches:
+            family.forward(model, batch)
+        dense = time.perf_counter() - start
+    print(f"dense forward over the calibration set: {dense:.2f} s "
+          f"(peak RSS {peak_rss_gb():.2f} GB)")
+
+    start = time.perf_counter()
+    mask = prune_model(model, family, batches, sparsity=args.sparsity,
+                       saliency=args.saliency, block_size=args.block_size,
+                       progress=False)
+    total = time.perf_counter() - start
+    timings = mask.options["report"]["timings"]
+    forwards = timings["forward"] - timings["hessian"]
+    errors = [m["relative_error"] for m in mask.options["report"]["matrices"].values()]
+    assert abs(mask.density() - (1 - args.sparsity)) < 1e-6, mask.density()
+    print(f"pruned {len(mask)} matrices to sparsity {1 - mask.density():.4f} in "
+          f"{total:.2f} s: calibration forwards {forwards:.2f} s, Hessians "
+          f"{timings['hessian']:.2f} s, solves {timings['solve']:.2f} s, other "
+          f"{total - timings['forward'] - timings['solve']:.2f} s; mean relative "
+          f"reconstruction error {sum(errors) / len(errors):.4f}")
+    print(f"RESULT prune_s={total:.2f} dense_forward_s={dense:.2f} "
+          f"ratio={total / dense:.2f} target_ratio=2.5 "
+          f"calib_forward_s={forwards:.2f} hessian_s={timings['hessian']:.2f} "
+          f"solve_s={timings['solve']:.2f} peak_rss_gb={peak_rss_gb():.2f} "
+          f"params={params} layers={args.layers} clips={args.clips} "
+          f"seconds={args.seconds:g} threads={torch.get_num_threads()}")
+
+
+if __name__ == "__main__":
+    main()
