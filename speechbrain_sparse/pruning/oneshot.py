@@ -106,26 +106,36 @@ class MixedSparsity:
         wrapper = _LossModule(model, family)
         totals = dict.fromkeys(leaves, 0.0)
         used = list(batches)[: max(self.num_batches, 1)]
-        with torch.enable_grad(), family.twice_differentiable(model):
-            for batch in used:
-                reference = family.sensitivity_reference(model, batch)
-
-                def loss_fn(batch=batch, reference=reference):
-                    overrides = {
-                        f"model.{real_names[key]}": _assemble(parts, leaves)
-                        for key, parts in slices.items()
-                    }
-                    return torch.func.functional_call(
-                        wrapper, overrides, (batch, reference), strict=False)
-
-                traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
-                                          self.distribution, generator)
-                for name, value in traces.items():
-                    totals[name] += value / len(used)
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        for parameter, _ in flags:  # only the leaves need gradients
+            parameter.requires_grad_(False)
+        try:
+            with torch.enable_grad(), family.twice_differentiable(model):
+                for batch in used:
+                    self._add_batch(totals, wrapper, family, model, batch, leaves,
+                                    slices, real_names, generator, len(used))
+        finally:
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
         return totals
 
+    def _add_batch(self, totals, wrapper, family, model, batch, leaves, slices,
+                   real_names, generator, count):
+        reference = family.sensitivity_reference(model, batch)
+
+        def loss_fn():
+            overrides = {f"model.{real_names[key]}": _assemble(parts, leaves)
+                         for key, parts in slices.items()}
+            return torch.func.functional_call(wrapper, overrides, (batch, reference),
+                                              strict=False)
+
+        traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
+                                  self.distribution, generator)
+        for name, value in traces.items():
+            totals[name] += value / count
+
     def allocate(self, model, family, matrices, batches, target):
-        """Returns ``(sparsities, prune counts)`` per matrix for ``target``."""
+        """Returns per-matrix ``(sparsities, prune counts, sensitivities)``."""
         sensitivity = self.sensitivities(model, family, matrices, batches)
         sizes = {m.name: m.numel() for m in matrices}
         sparsities = allocate_sparsities(sensitivity, sizes, target, self.alpha)

@@ -33,9 +33,13 @@ def _check_exact(model, mask, per_matrix=True):
         assert entry["sparsity"] == entry["pruned"] / entry["numel"]
 
 
-@pytest.mark.parametrize("kind", ["wav2vec2", "hubert", "wavlm"])
-def test_prune_model_exact_per_matrix_sparsity(kind, tmp_path):
-    model, _ = tiny_hf_model(kind, tmp_path)
+LARGE_STYLE = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}
+
+
+@pytest.mark.parametrize("kind, config", [("wav2vec2", {}), ("hubert", {}),
+                                          ("wavlm", {}), ("wav2vec2", LARGE_STYLE)])
+def test_prune_model_exact_per_matrix_sparsity(kind, config, tmp_path):
+    model, _ = tiny_hf_model(kind, tmp_path, **config)
     mask = prune_model(model, HuggingFaceSSLFamily(), [audio_batch(LENGTHS)],
                        sparsity=0.75, progress=False)
     assert len(mask) == 12 and mask.density() == 0.25
