@@ -170,8 +170,9 @@ def load_sparse_checkpoint(path, map_location="cpu"):
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read sparse checkpoint (truncated or "
-                         f"corrupted?): {error}") from error
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{path}: cannot read sparse checkpoint (truncated, "
+                         f"corrupted, or not a torch file): {reason}") from error
     if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a {FORMAT_NAME} file")
     if record.get("format_version", 0) > FORMAT_VERSION:
