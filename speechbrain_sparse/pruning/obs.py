@@ -35,7 +35,7 @@ first-order term is zero without dampening and small with it, as the modest gain
 of the paper's Table 1 suggests. ``tests/unit/test_obs.py`` checks this identity.
 
 Dampening and failures: ``damp * mean(diag H)`` is added to the diagonal. Inputs
-that are always zero (dead columns, ``H_pp = 0``) get a unit-scale diagonal, no
+that are always zero (dead columns, ``H_pp = 0``) get the mean live diagonal, no
 update, and saliency 0 (pruning them costs nothing on the calibration data). If
 the Cholesky factorisation fails or is numerically singular, the dampening is
 multiplied by 10 up to ``max_damp_retries`` times; if it still fails (e.g. a

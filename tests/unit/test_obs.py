@@ -5,6 +5,8 @@ import logging
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from speechbrain_sparse.pruning.hessian import HessianAccumulator
 from speechbrain_sparse.pruning.obs import (
@@ -118,6 +120,27 @@ def test_exact_per_matrix_sparsity(saliency):
                 assert result.weight.dtype == weight.dtype
                 assert result.fallback is None
         assert torch.equal(weight, before_w) and torch.equal(hessian, before_h)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 40), block_size=st.integers(1, 48),
+       sparsity=st.floats(0.0, 1.0), forced_fraction=st.floats(0.0, 1.0),
+       seed=st.integers(0, 2**16))
+def test_exact_count_with_forced_entries(rows, cols, block_size, sparsity,
+                                         forced_fraction, seed):
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(rows, cols, generator=gen)
+    hessian = hessian_of(torch.randn(2 * cols, cols, generator=gen))
+    target = pruned_count(weight.numel(), sparsity)
+    forced = torch.zeros(weight.numel(), dtype=torch.bool)
+    forced[torch.randperm(weight.numel(), generator=gen)[: int(forced_fraction
+                                                               * target)]] = True
+    forced = forced.view(rows, cols)
+    result = prune_matrix(weight, hessian, sparsity, block_size=block_size,
+                          must_prune=forced)
+    assert int((~result.mask).sum()) == target
+    assert not (result.mask & forced).any()
+    assert torch.all(result.weight[~result.mask] == 0)
 
 
 def test_pruned_count_rounds_halves_up():
