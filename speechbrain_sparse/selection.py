@@ -457,3 +457,50 @@ class IntersectionSelection(UnionSelection):
         """Returns ``first.select(...) & second.select(...)``."""
         args = (model, pretrained_state, brain, data)
         return self.first.select(*args) & self.second.select(*args)
+
+
+def strategy_by_name(method, density, finetuned_checkpoint=None, num_batches=100,
+                     seed=0):
+    """Builds a single-score strategy from its name (for YAML-selectable parts).
+
+    The union/intersection YAMLs use it for their second strategy, so
+    ``--second_method fisher`` turns "diff + topk" into "diff + fisher" without
+    another file.
+
+    Arguments
+    ---------
+    method : str
+        ``diff``, ``fisher``, ``topk`` or ``random``.
+    density : float
+        Fraction to select, in (0, 1].
+    finetuned_checkpoint : str, optional
+        theta_t, needed by ``diff``.
+    num_batches : int
+        Target batches of the Fisher sum (``fisher``).
+    seed : int
+        Seed of ``random``.
+
+    Returns
+    -------
+    SelectionStrategy
+
+    Example
+    -------
+    >>> strategy_by_name("topk", 0.1).method
+    'topk'
+    >>> strategy_by_name("magnitude", 0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown selection method 'magnitude'; valid: diff, fisher, random, topk
+    """
+    builders = {
+        "diff": lambda: DiffSelection(density, finetuned_checkpoint),
+        "fisher": lambda: FisherSelection(density, num_batches=num_batches),
+        "random": lambda: RandomSelection(density, seed=seed),
+        "topk": lambda: MagnitudeSelection(density),
+    }
+    if method not in builders:
+        raise ValueError(
+            f"unknown selection method {method!r}; valid: {', '.join(sorted(builders))}"
+        )
+    return builders[method]()

@@ -4,38 +4,14 @@ Prints the mask's metadata and a per-layer density table; with ``--against``
 also the Jaccard overlap (global and per layer); with ``--heatmap`` writes a PNG
 of the density per layer (rows) and parameter kind (columns).
 
-Example
--------
->>> parameter_kind("encoder.layers.0.self_att.att.in_proj_weight")
-'attention'
->>> parameter_kind("decoder.layers.1.pos_ffn.ffn.0.weight")
-'ffn'
+The grid and the PNG come from :mod:`speechbrain_sparse.mask_plots`.
 """
 
-import os
-
-from speechbrain_sparse.masks import ParameterMask, layer_of
+from speechbrain_sparse.mask_plots import write_heatmap
+from speechbrain_sparse.masks import ParameterMask
 
 NAME = "inspect"
 HELP = "show a mask's per-layer density, overlap with another, heatmap"
-KINDS = {  # matched in this order: "attention.layer_norm" is a norm
-    "norm": ("norm", "ln_"),
-    "attention": ("att", "q_proj", "k_proj", "v_proj", "in_proj"),
-    "ffn": ("ffn", "feed_forward", "fc1", "fc2", "intermediate", "mlp"),
-    "embedding": ("emb",),
-    "conv": ("conv", "cnn"),
-}
-
-
-def parameter_kind(name):
-    """Returns the kind: attention, ffn, norm, embedding, conv or other."""
-    lowered = name.lower()
-    for kind, keys in KINDS.items():
-        if any(key in lowered for key in keys):
-            return kind
-    return "other"
-
-
 def add_arguments(parser):
     """Adds the ``inspect`` options to ``parser``."""
     parser.add_argument("mask", help="mask file")
@@ -65,56 +41,6 @@ def format_table(mask, other=None):
             line += f"  {per_layer[row['layer']]:>7.4f}"
         lines.append(line)
     return "\n".join(lines)
-
-
-def density_grid(mask):
-    """Returns ``(layers, kinds, grid)``: grid[i][j] is a density or None.
-
-    Example
-    -------
-    >>> import torch
-    >>> mask = ParameterMask({"enc.layers.0.att.w": torch.tensor([True, False]),
-    ...                       "enc.layers.0.norm.w": torch.tensor([True])})
-    >>> density_grid(mask)
-    (['enc.layers.0'], ['attention', 'norm'], [[0.5, 1.0]])
-    """
-    counts = {}
-    for name, tensor in mask.items():
-        key = (layer_of(name), parameter_kind(name))
-        selected, total = counts.get(key, (0, 0))
-        counts[key] = (selected + int(tensor.count_nonzero()), total + tensor.numel())
-    layers = list(dict.fromkeys(layer for layer, _ in counts))
-    order = ["attention", "ffn", "norm", "embedding", "conv", "other"]
-    kinds = [k for k in order if any(kind == k for _, kind in counts)]
-
-    def cell(layer, kind):
-        selected, total = counts.get((layer, kind), (0, 0))
-        return selected / total if total else None
-
-    return layers, kinds, [[cell(layer, kind) for kind in kinds] for layer in layers]
-
-
-def write_heatmap(mask, path):
-    """Writes the per-layer x kind density heatmap of ``mask`` to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    layers, kinds, grid = density_grid(mask)
-    values = np.array([[np.nan if v is None else v for v in row] for row in grid])
-    fig, axis = plt.subplots(figsize=(1.2 * len(kinds) + 3, 0.25 * len(layers) + 1.5))
-    image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
-    axis.set_xticks(range(len(kinds)), kinds)
-    axis.set_yticks(range(len(layers)), layers, fontsize=7)
-    axis.set_title(f"{mask.method} mask, density {mask.density():.4f}")
-    fig.colorbar(image, ax=axis, label="selected fraction")
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run(args):
