@@ -20,8 +20,8 @@ estimate (they are made separate leaves with ``torch.func.functional_call``).
 
 The report (per-matrix sparsity, relative reconstruction error on the
 calibration data, fallbacks; wall time of the calibration forwards, of the
-Hessian accumulation inside them, and of the solves) is kept in
-``mask.options["report"]`` and so saved with the mask.
+Hessian accumulation inside them, of the solves and of the error computation
+inside them) is kept in ``mask.options["report"]`` and so saved with the mask.
 
 Example
 -------
@@ -264,7 +264,7 @@ def prune_model(model, family, calibration_batches, sparsity=None, sparsities=No
         targets, counts, sensitivity = _targets(model, family, matrices, batches,
                                                 sparsity, sparsities, mixed_sparsity)
         report = {"matrices": {}, "timings": dict.fromkeys(
-            ("forward", "hessian", "solve", "sensitivity"), 0.0)}
+            ("forward", "hessian", "solve", "error", "sensitivity"), 0.0)}
         report["timings"]["sensitivity"] = sensitivity.pop("_seconds", 0.0)
         keep = _prune_stages(model, family, stages, batches, targets, counts,
                              report, saliency, block_size, damp, hessian_dtype,
@@ -337,8 +337,10 @@ def _prune_one(matrix, accumulator, target, count, saliency, block_size, damp,
     result = prune_matrix(weight, hessian, target, saliency=saliency,
                           block_size=block_size, damp=damp, num_pruned=count)
     matrix.write(result.weight)
+    start = time.perf_counter()
     error = relative_reconstruction_error(weight, result.weight, hessian,
                                           kind="hessian")
+    report["timings"]["error"] += time.perf_counter() - start
     report["matrices"][matrix.name] = {
         "target": float(target), "sparsity": float(result.sparsity),
         "pruned": int((~result.mask).sum()), "numel": result.mask.numel(),

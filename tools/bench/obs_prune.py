@@ -13,6 +13,11 @@ propagation forward), the Hessian accumulation inside them, and the OBS
 solves (with the per-matrix reconstruction error). Peak memory is the
 process's maximum resident set size.
 
+The solves are many small tensor operations: on a machine whose cores are
+busy with other jobs, OpenMP threads that spin while they wait make them up to
+20x slower (measured); ``OMP_WAIT_POLICY=passive`` avoids that, and the value
+in effect is printed. Compare timings only from a quiet machine.
+
 Usage: ``python tools/bench/obs_prune.py [--clips 32] [--seconds 10] [--layers 12]``
 (quick: ``--clips 4 --seconds 4 --layers 2``).
 Last line: ``RESULT prune_s=... dense_forward_s=... ratio=... target_ratio=2.5 ...``
@@ -20,6 +25,7 @@ Last line: ``RESULT prune_s=... dense_forward_s=... ratio=... target_ratio=2.5 .
 
 import argparse
 import logging
+import os
 import resource
 import time
 
@@ -65,7 +71,8 @@ def main():
     batches = calibration_batches(args.clips, args.seconds, args.batch_size)
     print(f"{params} parameters, {args.layers} layers, {args.clips} clips of "
           f"~{args.seconds:g} s in batches of {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, sparsity {args.sparsity}")
+          f"{torch.get_num_threads()} threads, sparsity {args.sparsity}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
     with torch.no_grad():
         family.forward(model, calibration_batches(1, 1.0, 1)[0])  # warm-up
@@ -87,15 +94,18 @@ def main():
     assert abs(mask.density() - (1 - args.sparsity)) < 1e-6, mask.density()
     print(f"pruned {len(mask)} matrices to sparsity {1 - mask.density():.4f} in "
           f"{total:.2f} s: calibration forwards {forwards:.2f} s, Hessians "
-          f"{timings['hessian']:.2f} s, solves {timings['solve']:.2f} s, other "
+          f"{timings['hessian']:.2f} s, solves {timings['solve']:.2f} s (of which "
+          f"reconstruction errors {timings['error']:.2f} s), other "
           f"{total - timings['forward'] - timings['solve']:.2f} s; mean relative "
           f"reconstruction error {sum(errors) / len(errors):.4f}")
     print(f"RESULT prune_s={total:.2f} dense_forward_s={dense:.2f} "
           f"ratio={total / dense:.2f} target_ratio=2.5 "
           f"calib_forward_s={forwards:.2f} hessian_s={timings['hessian']:.2f} "
-          f"solve_s={timings['solve']:.2f} peak_rss_gb={peak_rss_gb():.2f} "
+          f"solve_s={timings['solve']:.2f} error_s={timings['error']:.2f} "
+          f"peak_rss_gb={peak_rss_gb():.2f} "
           f"params={params} layers={args.layers} clips={args.clips} "
-          f"seconds={args.seconds:g} threads={torch.get_num_threads()}")
+          f"seconds={args.seconds:g} threads={torch.get_num_threads()} "
+          f"omp_wait={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 if __name__ == "__main__":
