@@ -103,7 +103,7 @@ def _grid_array(mask, layers, kinds):
     return values
 
 
-def write_dialect_comparison(masks, path, title=""):
+def write_dialect_comparison(masks, path, title="", layer_label=str):
     """Writes the per-layer densities of two or more masks and their overlap.
 
     Arguments
@@ -115,6 +115,9 @@ def write_dialect_comparison(masks, path, title=""):
         The PNG to write.
     title : str
         Figure title.
+    layer_label : callable
+        Layer name -> the label shown (e.g. ``"1.encoder.layers.0"`` ->
+        ``"Transformer.encoder.layers.0"``).
 
     Returns
     -------
@@ -148,7 +151,8 @@ def write_dialect_comparison(masks, path, title=""):
         image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         axis.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right")
         axis.set_title(f"{label}\ndensity {masks[label].density():.3f}", fontsize=9)
-    axes[0].set_yticks(range(len(layers)), layers, fontsize=7)
+    axes[0].set_yticks(range(len(layers)), [layer_label(x) for x in layers],
+                       fontsize=7)
     if len(labels) >= 2:
         axis = axes[-1]
         per_layer = overlap["jaccard_per_layer"]

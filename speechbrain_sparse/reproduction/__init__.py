@@ -1,0 +1,8 @@
+"""Runs a paper's experiment matrix and turns its results into tables and figures.
+
+* :mod:`~speechbrain_sparse.reproduction.plan`: which runs a table needs;
+* :mod:`~speechbrain_sparse.reproduction.runner`: runs them (cached, resumable,
+  in parallel, failures isolated);
+* :mod:`~speechbrain_sparse.reproduction.tables`: Tables II-IV (Markdown + CSV);
+* :mod:`~speechbrain_sparse.reproduction.figures`: Fig. 3 and the mask figure.
+"""

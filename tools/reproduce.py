@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Reproduce the sparse fine-tuning paper's Tables II-IV and Fig. 3 in one command.
+
+Runs the whole experiment matrix of a recipe: pretraining on the source
+dialect, vanilla fine-tuning per target, then the masks and the methods of the
+tables (vanilla, fisher, diff, topk, random, adapter, diff+fisher and
+diff30+topk10 unions/intersections) and diff at every trainable fraction of
+Fig. 3; then writes the tables (Markdown + CSV), the figures and a report
+under ``<out>/report/``. Finished runs are reused, interrupted ones resume,
+a failed run is reported and the others go on (see
+:mod:`speechbrain_sparse.reproduction.runner`).
+
+Usage::
+
+    python tools/reproduce.py --preset tiny                  # what `make demo` runs
+    python tools/reproduce.py --preset small                 # hours; small + large
+    python tools/reproduce.py --preset micro --methods vanilla diff --targets en-029
+    python tools/reproduce.py --recipe tibetan --preset paper \\
+        --set xbmu_folder=/data/xbmu_amdo31 --set dialects_folder=/data/tibetan
+    python tools/reproduce.py --preset small --device cuda:0 --workers 1
+
+Exit status: 0 when every run finished (or was reused), 1 when some failed,
+2 on bad arguments.
+"""
+
+import argparse
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from speechbrain_sparse.reproduction.plan import (  # noqa: E402
+    DEFAULT_DENSITY,
+    FIG3_FRACTIONS,
+    METHODS,
+    build_matrix,
+)
+from speechbrain_sparse.reproduction.report import relative, write_report  # noqa: E402
+from speechbrain_sparse.reproduction.runner import (  # noqa: E402
+    MatrixRunner,
+    summarize_status,
+)
+
+RECIPES = {
+    "synthetic": {
+        "folder": REPO / "recipes" / "Synthetic" / "ASR" / "transformer",
+        "source": "en-us",
+        "targets": ["en-gb-scotland", "en-029"],
+        "metric": "WER",
+    },
+    "tibetan": {
+        "folder": REPO / "recipes" / "Tibetan" / "ASR" / "transformer",
+        "source": "amdo",
+        "targets": ["khampa", "utsang"],
+        "metric": "SER",
+    },
+}
+
+# Per recipe and preset: model sizes, Fig. 3 fractions and the top-level YAML
+# keys every pretraining / fine-tuning run gets (on top of the YAML defaults).
+PRESETS = {
+    ("synthetic", "micro"): {  # CI: minutes; numbers mean nothing
+        "sizes": ["tiny"],
+        "fractions": [0.1, 0.2, 0.5, 1.0],
+        "common": {"corpus_preset": "micro", "test_beam_size": 1},
+        "pretrain": {"number_of_epochs": 2, "n_warmup_steps": 20,
+                     "eval_dialects": ["en-us"]},
+        "finetune": {"number_of_epochs": 1, "fisher_batches": 2},
+    },
+    ("synthetic", "tiny"): {  # make demo: <= 30 minutes on 2 CPU cores
+        "sizes": ["tiny"],
+        "fractions": [0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+        "common": {"corpus_preset": "tiny", "test_beam_size": 1},
+        "pretrain": {"number_of_epochs": 6, "n_warmup_steps": 300,
+                     "eval_dialects": ["en-us"]},
+        "finetune": {"number_of_epochs": 3, "lr": 0.001},
+    },
+    ("synthetic", "small"): {  # hours on a GPU; the paper's two sizes
+        "sizes": ["small", "large"],
+        "fractions": list(FIG3_FRACTIONS),
+        "common": {"corpus_preset": "small"},
+        "pretrain": {},
+        "finetune": {},
+    },
+    ("tibetan", "paper"): {  # a real Tibetan corpus (README of the recipe)
+        "sizes": ["small", "large"],
+        "fractions": list(FIG3_FRACTIONS),
+        "common": {},
+        "pretrain": {},
+        "finetune": {},
+    },
+}
+
+
+def top_level_keys(yaml_file):
+    """The top-level keys of a YAML file (``key:`` at the start of a line)."""
+    keys = set()
+    with open(yaml_file, encoding="utf-8") as handle:
+        for line in handle:
+            match = re.match(r"([A-Za-z_][A-Za-z0-9_]*):", line)
+            if match:
+                keys.add(match.group(1))
+    return keys
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="synthetic")
+    parser.add_argument("--preset", default="tiny",
+                        help="corpus/model preset: synthetic micro|tiny|small, "
+                             "tibetan paper")
+    parser.add_argument("--out", help="output folder (default results/reproduce/"
+                                      "<recipe>_<preset>)")
+    parser.add_argument("--sizes", nargs="+", help="model sizes (default: preset's)")
+    parser.add_argument("--source", help="source dialect (default: recipe's)")
+    parser.add_argument("--targets", nargs="+", help="target dialects")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS),
+                        choices=METHODS, metavar="METHOD",
+                        help=f"subset of: {' '.join(METHODS)}")
+    parser.add_argument("--fractions", nargs="+", type=float,
+                        help="Fig. 3 trainable fractions (default: preset's)")
+    parser.add_argument("--density", type=float, default=DEFAULT_DENSITY,
+                        help="trainable fraction of diff/fisher/topk/random")
+    parser.add_argument("--metric", choices=["WER", "CER", "SER"],
+                        help="error rate of the tables (default: recipe's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="top-level YAML key for every run (repeatable)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="runs at the same time (default: CPU cores)")
+    parser.add_argument("--device", help="passed to train.py, e.g. cuda:0")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if (args.recipe, args.preset) not in PRESETS:
+        valid = [p for r, p in PRESETS if r == args.recipe]
+        parser.error(f"--preset {args.preset} is not a preset of the {args.recipe} "
+                     f"recipe; valid: {', '.join(valid)}")
+    for item in args.set:
+        if "=" not in item or not item.split("=", 1)[0]:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+    for value in args.fractions or []:
+        if not 0 < value <= 1:
+            parser.error(f"--fractions: {value} is not in (0, 1]")
+    if not 0 < args.density <= 1:
+        parser.error(f"--density: {args.density} is not in (0, 1]")
+    return args
+
+
+def main(argv=None):
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING)
+    recipe = RECIPES[args.recipe]
+    preset = PRESETS[(args.recipe, args.preset)]
+    out = Path(args.out or REPO / "results" / "reproduce"
+               / f"{args.recipe}_{args.preset}").resolve()
+    sizes = args.sizes or preset["sizes"]
+    source = args.source or recipe["source"]
+    targets = args.targets or recipe["targets"]
+    fractions = sorted(set(args.fractions or preset["fractions"]))
+    metric = args.metric or recipe["metric"]
+    user_set = dict(item.split("=", 1) for item in args.set)
+
+    def out_of(name):
+        return str(out / name)
+
+    runs = build_matrix(sizes, source, targets, args.methods, fractions, args.density,
+                        out_of)
+
+    def overrides(run):
+        """Preset keys the run's YAML has (a method without Fisher has no
+        ``fisher_batches``), then every ``--set`` key (unknown ones fail loudly)."""
+        stage = preset["pretrain"] if run.method == "pretrain" else preset["finetune"]
+        known = top_level_keys(recipe["folder"] / "hparams" / run.hparams)
+        keys = {k: v for k, v in {**preset["common"], **stage}.items() if k in known}
+        return {**keys, **user_set}
+
+    runner = MatrixRunner(
+        recipe["folder"], out, overrides, workers=args.workers,
+        run_options=[f"--device={args.device}"] if args.device else [],
+        progress=not args.no_progress,
+    )
+    print(f"[reproduce] {len(runs)} runs ({args.recipe} recipe, preset {args.preset}, "
+          f"sizes {' '.join(sizes)}, {source} -> {' '.join(targets)}) into "
+          f"{relative(out)}", flush=True)
+    started = time.time()
+    status = runner.run_all(runs)
+    results = {run.name: runner.results(run) for run in runs}
+    header = (f"# Sparse fine-tuning reproduction: {args.recipe} recipe, preset "
+              f"{args.preset}\n\nCommand: `python tools/reproduce.py "
+              f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n")
+    text, paths = write_report(out, runs, results, sizes, targets, metric, fractions,
+                               args.density, header)
+    print(text)
+    print(f"[reproduce] {summarize_status(status)} in {time.time() - started:.0f} s")
+    for label, path in paths.items():
+        if path:
+            print(f"[reproduce] {label}: {relative(path)}")
+    failed = [name for name, record in status.items() if record["status"] == "failed"]
+    if failed:
+        print(f"[reproduce] failed runs: {', '.join(failed)} (see {relative(out)}"
+              f"/status.json and the logs)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
