@@ -161,8 +161,14 @@ class MatrixRunner:
         self._write_status()
 
     def _launch_ready(self, pending, running, bar):
-        """Starts the pending runs whose needs are met, up to ``workers``."""
-        for run in list(pending):
+        """Starts the pending runs whose needs are met, up to ``workers``.
+
+        Runs that others need (vanilla, which diff needs) go first."""
+        dependents = {}
+        for run in pending:
+            for name in run.needs:
+                dependents[name] = dependents.get(name, 0) + 1
+        for run in sorted(pending, key=lambda r: -dependents.get(r.name, 0)):
             blocked = [n for n in run.needs if self.status.get(n, {}).get("status")
                        in (FAILED, SKIPPED)]
             if blocked:
