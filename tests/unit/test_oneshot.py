@@ -177,3 +177,28 @@ def test_per_matrix_sparsities_and_errors(tmp_path):
         prune_model(model, family, batches)
     with pytest.raises(ValueError, match="calibration batch"):
         prune_model(model, family, [], sparsity=0.5)
+
+
+def test_pruner_and_families_build_from_yaml():
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams = load_hyperpyyaml("""
+tiny: !new:torch.nn.Linear [2, 2]
+family: !new:speechbrain_sparse.pruning.model_families.HuggingFaceSSLFamily
+    normalize_audio: False
+asr_family: !new:speechbrain_sparse.pruning.model_families.TransformerASRFamily
+    transformer: !ref <tiny>
+    frontend: !ref <tiny>
+    compute_features: !new:speechbrain.lobes.features.Fbank
+pruner: !new:speechbrain_sparse.pruning.oneshot.OneShotPruner
+    sparsity: 0.75
+    saliency: obs
+    hessian_dtype: float64
+    mixed_sparsity: !new:speechbrain_sparse.pruning.oneshot.MixedSparsity
+        alpha: 0.05
+        distribution: gaussian
+""")
+    assert hparams["pruner"].hessian_dtype == torch.float64
+    assert hparams["pruner"].mixed_sparsity.alpha == 0.05
+    assert hparams["family"].normalize_audio is False
+    assert hparams["asr_family"].pad_index == 0
