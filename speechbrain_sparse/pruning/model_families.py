@@ -86,7 +86,7 @@ def torch_attention_matrices(names, attention, streams):
         size = attention.embed_dim
         matrices = [
             matrix_of(names, attention, "in_proj_weight", stream,
-                    slice(i * size, (i + 1) * size), label)
+                      slice(i * size, (i + 1) * size), label)
             for i, (label, stream) in enumerate(zip(QKV_SLICES, (query, key, value)))
         ]
     else:
@@ -98,10 +98,19 @@ def torch_attention_matrices(names, attention, streams):
 
 
 def torch_attention_streams(attention, prefix, query_padding, memory_padding):
-    """Returns the query/key/value/context :class:`InputStream` of torch attention.
+    """Returns the query/memory/context :class:`InputStream` of torch attention.
 
-    The key and value of a self-attention are the query, so they share one
-    stream (one Hessian); cross-attention reads key and value from the memory.
+    In a self-attention (``memory_padding=None``) key and value are the query,
+    so q, k and v share one stream (one Hessian). In SpeechBrain's decoder
+    cross-attention, key and value are both the encoder output (the memory),
+    so k and v share the ``key`` argument's stream, padded as the memory.
+
+    Returns
+    -------
+    streams : dict
+        Stream name -> :class:`InputStream`.
+    names : tuple
+        The stream names of q, k, v and out, for :func:`torch_attention_matrices`.
     """
     time_first = not attention.batch_first
     query = InputStream(attention, "argument", "query", time_first=time_first,
@@ -109,19 +118,12 @@ def torch_attention_streams(attention, prefix, query_padding, memory_padding):
     context = InputStream(attention, "context", out_proj=attention.out_proj,
                           time_first=time_first, padding=query_padding)
     streams = {f"{prefix}_query": query, f"{prefix}_context": context}
-    if memory_padding is None:
-        names = (f"{prefix}_query",) * 3 + (f"{prefix}_context",)
-    else:
-        streams[f"{prefix}_key"] = InputStream(
-            attention, "argument", "key", time_first=time_first, padding=memory_padding
-        )
-        streams[f"{prefix}_value"] = InputStream(
-            attention, "argument", "value", time_first=time_first,
-            padding=memory_padding,
-        )
-        names = tuple(f"{prefix}_{part}" for part in ("query", "key", "value",
-                                                      "context"))
-    return streams, names
+    memory = f"{prefix}_query"
+    if memory_padding is not None:
+        memory = f"{prefix}_memory"
+        streams[memory] = InputStream(attention, "argument", "key",
+                                      time_first=time_first, padding=memory_padding)
+    return streams, (f"{prefix}_query", memory, memory, f"{prefix}_context")
 
 
 class TransformerASRFamily(ModelFamily):
@@ -298,7 +300,7 @@ class HuggingFaceSSLFamily(ModelFamily):
             streams["ffn_input"] = InputStream(ffn.intermediate_dense)
             streams["ffn_hidden"] = InputStream(ffn.output_dense)
             matrices = [matrix_of(names, getattr(attention, f"{p}_proj"), "weight",
-                                "attention_input") for p in QKV_SLICES]
+                                  "attention_input") for p in QKV_SLICES]
             matrices += [
                 matrix_of(names, attention.out_proj, "weight", "attention_context"),
                 matrix_of(names, ffn.intermediate_dense, "weight", "ffn_input"),

@@ -134,11 +134,12 @@ def test_transformer_asr_packed_projection_is_three_slices():
     assert (q.rows, k.rows, v.rows) == (slice(0, 16), slice(16, 32), slice(32, 48))
     assert q.stream == k.stream == v.stream == "self_attention_query"
     cross = [m for m in decoder.matrices if "multihead_attn" in m.name]
-    assert [m.stream for m in cross] == ["cross_attention_query", "cross_attention_key",
-                                         "cross_attention_value",
+    assert [m.stream for m in cross] == ["cross_attention_query",
+                                         "cross_attention_memory",
+                                         "cross_attention_memory",
                                          "cross_attention_context"]
     streams = decoder.streams
-    assert streams["cross_attention_key"].padding == "memory"
+    assert streams["cross_attention_memory"].padding == "memory"
     assert streams["cross_attention_query"].padding == "tokens"
 
 
@@ -164,5 +165,5 @@ def test_transformer_asr_capture_matches_the_layer_inputs():
     assert decoder_call.padding["tokens"].sum(1).tolist() == [6, 4]
     assert decoder_call.padding["memory"].sum(1).tolist() == [6, 4]
     hessians = accumulate_hessians(decoder.blocks[0], [decoder_call])
-    assert hessians["cross_attention_key"].num_frames == 10
+    assert hessians["cross_attention_memory"].num_frames == 10
     assert hessians["cross_attention_query"].num_frames == 10
