@@ -39,6 +39,7 @@ import random
 import time
 from pathlib import Path
 
+import soundfile
 import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
@@ -276,7 +277,7 @@ def propagate(family, stage, index, calls):
 
 def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0,
                              tokenizer=None, bos_index=1, eos_index=2,
-                             max_duration=None):
+                             max_duration=None, sample_rate=16000):
     """Reads calibration batches from a manifest CSV (``ID,duration,wav,...``).
 
     Utterances are drawn at random (``seed``), then sorted by duration so that
@@ -299,6 +300,8 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
         Tokens around the transcript.
     max_duration : float, optional
         Leave out longer utterances (seconds).
+    sample_rate : int
+        Every file must have this rate (the models are trained at 16 kHz).
 
     Returns
     -------
@@ -324,6 +327,10 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     examples = []
     for row in rows:
         example = {"id": row["ID"], "sig": read_audio_checked(row["wav"])}
+        rate = soundfile.info(row["wav"]).samplerate
+        if rate != sample_rate:
+            raise ValueError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
+                             f"not {sample_rate} Hz")
         if tokenizer is not None:
             tokens = tokenizer.encode_as_ids(row["wrd"])
             example["tokens_bos"] = torch.LongTensor([bos_index] + tokens)

@@ -124,3 +124,13 @@ def test_bad_arguments_exit_2_naming_them(tmp_path, manifest, capsys, change,
     assert run_cli(*[item for pair in args.items() for item in pair]) == 2
     assert re.search(message, capsys.readouterr().err.replace(str(tmp_path) + "/", ""))
     assert not (tmp_path / "out").exists()
+
+
+def test_calibration_audio_must_be_16_khz(tmp_path, manifest, capsys):
+    rows = manifest.read_text().splitlines()
+    wav = rows[1].split(",")[2]
+    soundfile.write(wav, np.zeros(800), 8000)
+    _, source = tiny_hf_model("hubert", tmp_path)
+    assert run_cli("--model", source, "--calibration", manifest, "--sparsity", 0.5,
+                   "--out", tmp_path / "out") == 2
+    assert "sampled at 8000 Hz, not 16000 Hz" in capsys.readouterr().err
