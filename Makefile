@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= results/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-all lint clean
+.PHONY: setup system-deps demo calibrate test test-all lint clean
 
 setup: $(STAMP) system-deps
 
@@ -22,8 +22,13 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py pyproject.toml
 system-deps:
 	@bash tools/ensure_system_deps.sh
 
+# The sparse fine-tuning paper's Tables II-IV and Fig. 3 on the tiny synthetic corpus.
 demo: setup
-	$(PYTHON) tools/demo.py --out $(DEMO_OUT)
+	$(PYTHON) tools/reproduce.py --preset tiny --out $(DEMO_OUT)
+
+# The benchmark's calibration table (source vs zero-shot vs scratch vs vanilla).
+calibrate: setup
+	$(PYTHON) tools/calibrate.py --out results/calibration
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""``make demo``: build the tiny synthetic corpus and calibrate the benchmark.
+"""``make calibrate``: build the tiny synthetic corpus and calibrate the benchmark.
 
 Runs the synthetic recipe's stages one after another, reusing finished ones:
 
@@ -13,7 +13,7 @@ with the paths of every stage's logs and checkpoints.
 
 Usage::
 
-    python tools/demo.py --out results/demo [--preset tiny] [--size tiny]
+    python tools/calibrate.py --out results/calibration [--preset tiny] [--size tiny]
 """
 
 import argparse
@@ -34,7 +34,7 @@ def run_stage(name, hparams_file, out, overrides, log_dir):
     output_folder = out / name
     results_file = output_folder / "results.json"
     if results_file.exists():
-        print(f"[demo] {name}: finished earlier, reusing {results_file}")
+        print(f"[calibrate] {name}: finished earlier, reusing {results_file}")
         return json.loads(results_file.read_text())
     command = [
         sys.executable,
@@ -43,7 +43,7 @@ def run_stage(name, hparams_file, out, overrides, log_dir):
         f"--output_folder={output_folder}",
         *overrides,
     ]
-    print(f"[demo] {name}: {' '.join(command[1:])}", flush=True)
+    print(f"[calibrate] {name}: {' '.join(command[1:])}", flush=True)
     started = time.time()
     log_file = log_dir / f"{name}.log"
     with open(log_file, "w") as log:
@@ -54,9 +54,9 @@ def run_stage(name, hparams_file, out, overrides, log_dir):
         tail = log_file.read_text().splitlines()[-25:]
         print("\n".join(tail), file=sys.stderr)
         raise SystemExit(
-            f"[demo] {name} failed (exit {process.returncode}); log: {log_file}"
+            f"[calibrate] {name} failed (exit {process.returncode}); log: {log_file}"
         )
-    print(f"[demo] {name}: done in {time.time() - started:.0f} s", flush=True)
+    print(f"[calibrate] {name}: done in {time.time() - started:.0f} s", flush=True)
     return json.loads(results_file.read_text())
 
 
@@ -96,9 +96,9 @@ def calibration_table(results):
 
 
 def main(argv=None):
-    """Runs the demo; returns the exit status."""
+    """Runs the calibration; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="results/demo", help="output folder")
+    parser.add_argument("--out", default="results/calibration", help="output folder")
     parser.add_argument("--preset", default="tiny", help="corpus preset")
     parser.add_argument("--size", default="tiny", help="model size (hparams suffix)")
     parser.add_argument("--device", default="cpu", help="e.g. cuda:0")
@@ -121,7 +121,8 @@ def main(argv=None):
     started = time.time()
 
     print(
-        f"[demo] building (or reusing) the {args.preset} corpus in {corpus}", flush=True
+        f"[calibrate] building (or reusing) the {args.preset} corpus in {corpus}",
+        flush=True,
     )
     subprocess.run(
         [
@@ -186,11 +187,11 @@ def main(argv=None):
         f"{table}\n"
     )
     print("\n" + table + "\n")
-    print(f"[demo] finished in {(time.time() - started) / 60:.1f} min")
-    print(f"[demo] table: {report}")
-    print(f"[demo] stage logs: {log_dir}")
+    print(f"[calibrate] finished in {(time.time() - started) / 60:.1f} min")
+    print(f"[calibrate] table: {report}")
+    print(f"[calibrate] stage logs: {log_dir}")
     print(
-        f"[demo] per stage: {out}/<stage>/train_log.txt (training log), "
+        f"[calibrate] per stage: {out}/<stage>/train_log.txt (training log), "
         f"<stage>/save (checkpoints), <stage>/model (exported model)"
     )
     return 0

@@ -75,9 +75,16 @@ class TransformerASRBrain(sb.Brain):
         return hyps
 
     def _search_this_epoch(self):
-        """Beam search on the valid set every ``valid_search_every`` epochs and last."""
+        """Beam search on the valid set every ``valid_search_every`` epochs and last.
+
+        ``valid_search_every: 0`` never searches during training (validation
+        then reports loss and accuracy only), for runs whose dev set is decoded
+        after training anyway.
+        """
         counter = self.hparams.epoch_counter
         every = getattr(self.hparams, "valid_search_every", 1)
+        if every == 0:
+            return False
         return counter.current % every == 0 or counter.current >= counter.limit
 
     def compute_objectives(self, predictions, batch, stage):

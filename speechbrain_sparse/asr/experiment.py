@@ -143,9 +143,10 @@ def run_asr_experiment(hparams, run_opts):
         results_file=os.path.join(hparams["output_folder"], "results.json"),
     )
     for name, stats in results.items():
-        logger.info(
-            "%s: WER %.2f  CER %.2f", name, stats.get("WER", -1), stats.get("CER", -1)
+        rates = "  ".join(
+            f"{key} {stats[key]:.2f}" for key in ("WER", "CER", "SER") if key in stats
         )
+        logger.info("%s: %s", name, rates)
 
     if sb.utils.distributed.if_main_process():
         best = brain.checkpointer.find_checkpoint(max_key="ACC")
