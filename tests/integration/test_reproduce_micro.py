@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -31,7 +33,7 @@ def test_micro_reproduction_runs_once_and_reports(micro_corpus, tmp_path, capsys
     rows = {line.split(",")[0]: line.split(",") for line in table3[1:]}
     assert all(float(cell) >= 0 for cell in rows["vanilla"][1:4])
     assert all(float(cell) >= 0 for cell in rows["diff"][1:4])
-    assert float(rows["diff"][4]) == 20.0  # the diff mask's trainable fraction
+    assert float(rows["diff"][4]) == pytest.approx(20.0, abs=0.01)  # mask density
     assert rows["topk"][1] == ""  # not in this matrix: left empty, never invented
     assert (report / "fig3_trainable_fraction.png").stat().st_size > 0
     assert (report / "diff_masks_by_dialect.png").stat().st_size > 0
