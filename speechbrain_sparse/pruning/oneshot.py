@@ -205,19 +205,20 @@ class OneShotPruner:
         self.mixed_sparsity = mixed_sparsity
         self.hessian_dtype = HESSIAN_DTYPES[hessian_dtype]
 
-    def prune(self, model, family, calibration_batches, progress=True):
+    def prune(self, model, family, calibration_batches, progress=True,
+              must_prune=None):
         """Prunes ``model`` in place; returns the mask (see :func:`prune_model`)."""
         return prune_model(
             model, family, calibration_batches, sparsity=self.sparsity,
             saliency=self.saliency, block_size=self.block_size, damp=self.damp,
             mixed_sparsity=self.mixed_sparsity, hessian_dtype=self.hessian_dtype,
-            progress=progress,
+            progress=progress, must_prune=must_prune,
         )
 
 
 def prune_model(model, family, calibration_batches, sparsity=None, sparsities=None,
                 saliency="improved", block_size=128, damp=0.01, mixed_sparsity=None,
-                hessian_dtype=torch.float32, progress=True):
+                hessian_dtype=torch.float32, progress=True, must_prune=None):
     """Prunes every matrix ``family`` lists, block by block, in place.
 
     Arguments
@@ -244,6 +245,12 @@ def prune_model(model, family, calibration_batches, sparsity=None, sparsities=No
         Precision of the Hessians.
     progress : bool
         Show a progress bar over the blocks.
+    must_prune : Mapping[str, torch.BoolTensor], optional
+        A mask of an earlier round (True = kept, e.g. the ParameterMask this
+        function returned): its zeros stay pruned and count toward each
+        matrix's total, which is raised to their number where it is lower
+        (progressive pruning; with mixed sparsity the overall sparsity may
+        then exceed the target slightly).
 
     Returns
     -------
@@ -263,12 +270,13 @@ def prune_model(model, family, calibration_batches, sparsity=None, sparsities=No
     try:
         targets, counts, sensitivity = _targets(model, family, matrices, batches,
                                                 sparsity, sparsities, mixed_sparsity)
+        forced = _forced_entries(matrices, must_prune, counts)
         report = {"matrices": {}, "timings": dict.fromkeys(
             ("forward", "hessian", "solve", "error", "sensitivity"), 0.0)}
         report["timings"]["sensitivity"] = sensitivity.pop("_seconds", 0.0)
         keep = _prune_stages(model, family, stages, batches, targets, counts,
                              report, saliency, block_size, damp, hessian_dtype,
-                             progress)
+                             progress, forced)
     finally:
         for module, training in modes:
             module.train(training)
@@ -276,6 +284,20 @@ def prune_model(model, family, calibration_batches, sparsity=None, sparsities=No
         report["matrices"][name]["sensitivity"] = value
     return _mask_from(matrices, keep, report, saliency, sparsity, sparsities,
                       mixed_sparsity)
+
+
+def _forced_entries(matrices, must_prune, counts):
+    """Matrix name -> entries to keep pruned; raises ``counts`` to their number."""
+    if must_prune is None:
+        return {}
+    forced = {}
+    for matrix in matrices:
+        if matrix.parameter_name not in must_prune:
+            continue
+        pruned = ~torch.as_tensor(must_prune[matrix.parameter_name])[matrix.rows]
+        forced[matrix.name] = pruned
+        counts[matrix.name] = max(counts[matrix.name], int(pruned.sum()))
+    return forced
 
 
 def _targets(model, family, matrices, batches, sparsity, sparsities, mixed):
@@ -302,7 +324,7 @@ def _targets(model, family, matrices, batches, sparsity, sparsities, mixed):
 
 @torch.no_grad()
 def _prune_stages(model, family, stages, batches, targets, counts, report,
-                  saliency, block_size, damp, hessian_dtype, progress):
+                  saliency, block_size, damp, hessian_dtype, progress, forced):
     timings, keep = report["timings"], {}
     total = sum(len(stage.blocks) for stage in stages)
     with tqdm(total=total, desc="OBS pruning", unit="block",
@@ -320,7 +342,8 @@ def _prune_stages(model, family, stages, batches, targets, counts, report,
                 for matrix in block.matrices:
                     keep[matrix.name] = _prune_one(
                         matrix, hessians[matrix.stream], targets[matrix.name],
-                        counts[matrix.name], saliency, block_size, damp, report)
+                        counts[matrix.name], saliency, block_size, damp, report,
+                        forced.get(matrix.name))
                 timings["solve"] += time.perf_counter() - start
                 del hessians
                 if index + 1 < len(stage.blocks):
@@ -332,10 +355,11 @@ def _prune_stages(model, family, stages, batches, targets, counts, report,
 
 
 def _prune_one(matrix, accumulator, target, count, saliency, block_size, damp,
-               report):
+               report, must_prune=None):
     weight, hessian = matrix.read(), accumulator.hessian()
     result = prune_matrix(weight, hessian, target, saliency=saliency,
-                          block_size=block_size, damp=damp, num_pruned=count)
+                          block_size=block_size, damp=damp, num_pruned=count,
+                          must_prune=must_prune)
     matrix.write(result.weight)
     start = time.perf_counter()
     error = relative_reconstruction_error(weight, result.weight, hessian,
