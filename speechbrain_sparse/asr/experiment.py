@@ -13,7 +13,9 @@ stage, see :mod:`speechbrain_sparse.asr.model_folder`) or neither (train the
 tokenizer on ``train_csv`` and the model from scratch). The keys of an
 included architecture file (``arch: !include:...``) count as top-level keys;
 the stage's own keys win. ``mask_strategy`` or ``adapter_projection_size``
-choose a sparse fine-tuning method (:mod:`speechbrain_sparse.asr.sparse_finetuning`).
+choose a sparse fine-tuning method (:mod:`speechbrain_sparse.asr.sparse_finetuning`);
+``prune_sparsities`` prunes the pretrained model (SparseWAV) and fine-tunes it
+with the mask in prune mode (:mod:`speechbrain_sparse.asr.pruning_stage`).
 An optional
 ``brain_class`` (``!name:``) replaces :class:`TransformerASRBrain`.
 """
@@ -30,6 +32,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_sparse.asr.brain import TransformerASRBrain
 from speechbrain_sparse.asr.data import build_datasets
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
+from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
 from speechbrain_sparse.asr.sparse_finetuning import (
     MaskedTransformerASRBrain,
     insert_adapters,
@@ -116,7 +119,8 @@ def run_asr_experiment(hparams, run_opts):
 
     if hparams.get("adapter_projection_size"):
         insert_adapters(hparams)
-    masked = hparams.get("mask_strategy") is not None
+    pruning = hparams.get("prune_sparsities") is not None
+    masked = pruning or hparams.get("mask_strategy") is not None
     default_class = MaskedTransformerASRBrain if masked else TransformerASRBrain
     brain_class = hparams.get("brain_class", default_class)
     brain = brain_class(
@@ -127,16 +131,18 @@ def run_asr_experiment(hparams, run_opts):
         checkpointer=hparams["checkpointer"],
     )
     brain.tokenizer = tokenizer
-    if masked:
-        select_and_attach_mask(brain, hparams, train_set)
-
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train_set,
-        valid_set,
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
+    if pruning:
+        prune_and_finetune(brain, hparams, train_set, valid_set)
+    else:
+        if masked:
+            select_and_attach_mask(brain, hparams, train_set)
+        brain.fit(
+            brain.hparams.epoch_counter,
+            train_set,
+            valid_set,
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
     results = brain.evaluate_sets(
         test_sets,
         hparams["test_dataloader_opts"],
