@@ -8,10 +8,16 @@ grow with the amount of calibration data). :class:`HessianAccumulator` builds it
 from batches of inputs as they stream through the model, skipping padded frames.
 
 The running sum is kept already normalised: after each batch of ``m`` frames,
-``H <- H * n / (n + m) + (2 / (n + m)) * Σ x xᵀ``, computed as the Gram matrix of
-the batch scaled by ``sqrt(2 / (n + m))``. Entries therefore stay of the order of
-the input's second moment however many frames are added, which keeps fp32
-accumulation accurate.
+``H <- H * n / (n + m) + (2 / (n + m)) * Σ x xᵀ`` (one ``addmm`` per column block
+with ``beta`` and ``alpha`` doing the scaling). Entries therefore stay of the
+order of the input's second moment however many frames are added, which keeps
+fp32 accumulation accurate.
+
+``H`` is symmetric, so only its lower triangle is accumulated, a block of
+columns at a time (``column_blocks``, 4 by default: 5/8 of the full product's
+multiply-adds, like BLAS ``syrk``); :meth:`HessianAccumulator.hessian` mirrors
+it. ``column_blocks=1`` computes the full product (what the benchmark compares
+with).
 
 Example
 -------
@@ -23,8 +29,6 @@ Example
 Authors
  * speechbrain_sparse contributors 2026
 """
-
-import math
 
 import torch
 
@@ -41,6 +45,9 @@ class HessianAccumulator:
         by default; ``torch.float64`` for very long or badly scaled inputs).
     device : torch.device or str, optional
         Where ``H`` lives; default: the device of the first batch added.
+    column_blocks : int, optional
+        Column blocks of the lower-triangular update (1: the full product);
+        default :attr:`DEFAULT_COLUMN_BLOCKS`.
 
     Example
     -------
@@ -55,9 +62,18 @@ class HessianAccumulator:
             [0., 2.]], dtype=torch.float64)
     """
 
-    def __init__(self, in_features, dtype=torch.float32, device=None):
+    DEFAULT_COLUMN_BLOCKS = 4
+
+    def __init__(self, in_features, dtype=torch.float32, device=None,
+                 column_blocks=None):
         if int(in_features) <= 0:
             raise ValueError(f"in_features must be positive, got {in_features}")
+        blocks = self.DEFAULT_COLUMN_BLOCKS if column_blocks is None else column_blocks
+        if int(blocks) < 1:
+            raise ValueError(f"column_blocks must be >= 1, got {column_blocks}")
+        width = -(-int(in_features) // int(blocks))
+        self.column_bounds = [(start, min(start + width, int(in_features)))
+                              for start in range(0, int(in_features), width)]
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating point type, got {dtype}")
         self.in_features = int(in_features)
@@ -102,9 +118,11 @@ class HessianAccumulator:
                 self.in_features, self.in_features, dtype=self.dtype, device=self.device
             )
         total = self.num_frames + count
-        frames = frames * math.sqrt(2.0 / total)
-        # H <- H * n / (n + m) + (2 / (n + m)) Xᵀ X, in one fused call.
-        self._hessian.addmm_(frames.T, frames, beta=self.num_frames / total)
+        beta, alpha = self.num_frames / total, 2.0 / total
+        # H <- H * n / (n + m) + (2 / (n + m)) Xᵀ X: lower triangle, by column block
+        for start, stop in self.column_bounds:
+            self._hessian[start:, start:stop].addmm_(
+                frames[:, start:].T, frames[:, start:stop], beta=beta, alpha=alpha)
         self.num_frames = total
 
     def hessian(self):
@@ -120,7 +138,10 @@ class HessianAccumulator:
                 self.in_features, self.in_features, dtype=self.dtype,
                 device=self.device,
             )
-        return self._hessian.clone()
+        if len(self.column_bounds) == 1:
+            return self._hessian.clone()
+        lower = torch.tril(self._hessian)
+        return lower + torch.tril(lower, diagonal=-1).T
 
     def __repr__(self):
         return (f"HessianAccumulator(in_features={self.in_features}, "
