@@ -288,7 +288,8 @@ def _prune_round(brain, hparams, config, sparsity, calibration, previous):
 
 def _round_report(index, target, mask):
     report = mask.options.get("report", {})
-    errors = [m["relative_error"] for m in report.get("matrices", {}).values()]
+    errors = [m["relative_error"] for m in report.get("matrices", {}).values()
+              if m.get("relative_error") is not None]
     return {"round": index, "target_sparsity": target,
             "achieved_sparsity": 1.0 - mask.density(),
             "mean_relative_error": sum(errors) / len(errors) if errors else None,
