@@ -1,0 +1,273 @@
+"""The SparseWAV paper's Table 1 and Fig. 1 as runs of our own recipe.
+
+Every run is one ``train.py hparams/prune_obs_<size>.yaml`` of the synthetic
+recipe (:mod:`speechbrain_sparse.asr.pruning_stage`) with its own overrides,
+run and cached by :class:`~speechbrain_sparse.reproduction.runner.MatrixRunner`:
+
+* Table 1 (at ``sparsity``, 75 % in the paper): the dense model, a uniform
+  magnitude baseline, OBS with uniform sparsity, + mixed sparsity, + the
+  improved saliency (all one-shot), + post-pruning fine-tuning (one pass) and
+  + progressive pruning (``progressive`` sparsities, the same total number of
+  fine-tuning epochs spread over the rounds);
+* Fig. 1: the full method (improved saliency, mixed sparsity) at each of
+  ``fig_sparsities``, one-shot and fine-tuned, plus progressive runs where
+  ``fig_progressive`` names a schedule.
+
+:func:`write_tables` turns the finished runs into Markdown and CSV tables, the
+figure and a list of the paper's claims with whether they hold here.
+
+Example
+-------
+>>> runs = ablation_runs(0.75, [0.5, 0.9], [0.5, 0.75], 2, {0.9: [0.7, 0.9]})
+>>> [run.name for run in runs][:3]
+['table/dense', 'table/magnitude', 'table/obs_uniform']
+>>> runs[-1].overrides["prune_sparsities"], runs[-1].overrides["number_of_epochs"]
+([0.7, 0.9], 1)
+"""
+
+import csv
+from pathlib import Path
+
+from speechbrain_sparse.reproduction.plan import Run
+
+TABLE_ROWS = {  # name -> (label, overrides without sparsity, fine-tuned?)
+    "dense": ("dense (not pruned)", {"prune_method": "obs"}, False),
+    "magnitude": ("magnitude (uniform)", {"prune_method": "magnitude"}, False),
+    "obs_uniform": ("OBS (uniform)", {"saliency": "obs", "mixed_sparsity": False},
+                    False),
+    "obs_mixed": ("+ mixed sparsity", {"saliency": "obs", "mixed_sparsity": True},
+                  False),
+    "obs_mixed_improved": ("++ improved saliency",
+                           {"saliency": "improved", "mixed_sparsity": True}, False),
+    "finetuned": ("+++ post-pruning fine-tune",
+                  {"saliency": "improved", "mixed_sparsity": True}, True),
+    "progressive": ("++++ progressive",
+                    {"saliency": "improved", "mixed_sparsity": True}, True),
+}
+FULL_METHOD = {"prune_method": "obs", "saliency": "improved", "mixed_sparsity": True}
+
+
+def ablation_runs(sparsity, fig_sparsities, progressive, epochs,
+                  fig_progressive=None, rows=None, needs=(),
+                  hparams="prune_obs_tiny.yaml"):
+    """Lists the runs of Table 1 and Fig. 1 (see the module docstring).
+
+    Arguments
+    ---------
+    sparsity : float
+        Table 1's sparsity.
+    fig_sparsities : list of float
+        Fig. 1's sparsities (besides 0, the dense row).
+    progressive : list of float
+        Table 1's progressive schedule (ends at ``sparsity``).
+    epochs : int
+        Fine-tuning epochs of a one-pass run (a progressive run splits them
+        over its rounds, at least one each).
+    fig_progressive : dict, optional
+        Fig. 1 sparsity -> progressive schedule.
+    rows : list of str, optional
+        Table 1 rows to run (default: all of :data:`TABLE_ROWS`).
+    needs : tuple
+        Runs every run needs first (the pretraining).
+    hparams : str
+        The stage YAML of every run.
+
+    Returns
+    -------
+    list of Run
+    """
+    runs = []
+    for name in rows or TABLE_ROWS:
+        _, keys, tuned = TABLE_ROWS[name]
+        schedule = [0.0] if name == "dense" else [sparsity]
+        if name == "progressive":
+            schedule = list(progressive)
+        runs.append(_run(f"table/{name}", schedule, keys,
+                         _per_round(epochs, len(schedule)) if tuned else 0))
+    for value in fig_sparsities:
+        for tuned in (False, True):
+            label = f"fig1/s{value:g}_{'finetuned' if tuned else 'oneshot'}"
+            runs.append(_run(label, [value], FULL_METHOD, epochs if tuned else 0))
+    for value, schedule in sorted((fig_progressive or {}).items()):
+        runs.append(_run(f"fig1/s{value:g}_progressive", schedule, FULL_METHOD,
+                         _per_round(epochs, len(schedule))))
+    return [Run(name=run.name, hparams=hparams, overrides=run.overrides,
+                needs=tuple(needs), method=run.method) for run in runs]
+
+
+def _per_round(epochs, rounds):
+    return max(1, int(epochs) // rounds) if epochs else 0
+
+
+def _run(name, schedule, keys, epochs):
+    overrides = {**keys, "prune_sparsities": [float(s) for s in schedule],
+                 "number_of_epochs": int(epochs)}
+    return Run(name=name, hparams="", overrides=overrides, method=name.split("/")[1])
+
+
+def run_record(results, info, dialect):
+    """``{"dev", "test", "sparsity"}`` of one finished run (None when missing).
+
+    Example
+    -------
+    >>> run_record({"x_test": {"WER": 50.0}}, {"rounds": [
+    ...     {"achieved_sparsity": 0.75}]}, "x")
+    {'dev': None, 'test': 50.0, 'sparsity': 0.75}
+    """
+    results = results or {}
+
+    def wer(split):
+        stats = results.get(f"{dialect}_{split}")
+        return None if stats is None else float(stats["WER"])
+
+    rounds = (info or {}).get("rounds") or [{}]
+    return {"dev": wer("dev"), "test": wer("test"),
+            "sparsity": rounds[-1].get("achieved_sparsity")}
+
+
+def _cell(value, scale=1.0):
+    return "" if value is None else f"{value * scale:.2f}"
+
+
+def table1_rows(records, sparsity, rows=None):
+    """Table 1 as ``[label, sparsity %, dev WER, test WER]`` string rows."""
+    table = []
+    for name in rows or TABLE_ROWS:
+        record = records.get(f"table/{name}", {})
+        table.append([TABLE_ROWS[name][0], _cell(record.get("sparsity"), 100),
+                      _cell(record.get("dev")), _cell(record.get("test"))])
+    return table
+
+
+def fig1_rows(records, fig_sparsities, fig_progressive=None):
+    """Fig. 1 as ``[sparsity %, one-shot, fine-tuned, progressive]`` test WERs."""
+    dense = records.get("table/dense", {}).get("test")
+    table = [["0", _cell(dense), _cell(dense), ""]]
+    for value in sorted(fig_sparsities):
+        get = records.get
+        table.append([f"{value * 100:g}",
+                      _cell(get(f"fig1/s{value:g}_oneshot", {}).get("test")),
+                      _cell(get(f"fig1/s{value:g}_finetuned", {}).get("test")),
+                      _cell(get(f"fig1/s{value:g}_progressive", {}).get("test"))
+                      if value in (fig_progressive or {}) else ""])
+    return table
+
+
+def claims(records):
+    """The paper's claims, each ``(claim, holds: bool or None, evidence)``.
+
+    Compared on test WER; None when a run is missing.
+
+    Example
+    -------
+    >>> claims({"table/magnitude": {"test": 90.0},
+    ...         "table/obs_uniform": {"test": 80.0}})[0][1]
+    True
+    """
+    def test(name):
+        return records.get(name, {}).get("test")
+
+    pairs = [
+        ("OBS (uniform) beats uniform magnitude pruning", "table/obs_uniform",
+         "table/magnitude"),
+        ("mixed sparsity helps (OBS)", "table/obs_mixed", "table/obs_uniform"),
+        ("the improved saliency helps", "table/obs_mixed_improved",
+         "table/obs_mixed"),
+        ("post-pruning fine-tuning recovers", "table/finetuned",
+         "table/obs_mixed_improved"),
+        ("progressive beats one-pass fine-tuning", "table/progressive",
+         "table/finetuned"),
+    ]
+    progressive_fig = sorted(n for n in records if n.endswith("_progressive"))
+    for name in progressive_fig:
+        level = name.split("/s")[1].split("_")[0]
+        pairs.append((f"progressive beats one-pass at {float(level) * 100:g} %",
+                      name, name.replace("_progressive", "_finetuned")))
+    verdicts = []
+    for claim, better, worse in pairs:
+        a, b = test(better), test(worse)
+        holds = None if a is None or b is None else a < b
+        evidence = "missing run" if holds is None else (
+            f"test WER {a:.2f} vs {b:.2f} ({a - b:+.2f})")
+        verdicts.append((claim, holds, evidence))
+    return verdicts
+
+
+def markdown_table(header, rows):
+    """A Markdown table.
+
+    Example
+    -------
+    >>> print(markdown_table(["a", "b"], [["1", "2"]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_tables(report_dir, records, sparsity, fig_sparsities, fig_progressive=None,
+                 rows=None, header=""):
+    """Writes ``table1.{md,csv}``, ``fig1.{csv,png}`` and ``report.md``.
+
+    Returns
+    -------
+    str
+        The Markdown report.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    table1_header = ["Method", "sparsity %", "dev WER", "test WER"]
+    table1 = table1_rows(records, sparsity, rows)
+    fig_header = ["sparsity %", "one-shot", "fine-tuned", "progressive"]
+    fig = fig1_rows(records, fig_sparsities, fig_progressive)
+    for name, head, body in (("table1", table1_header, table1),
+                             ("fig1", fig_header, fig)):
+        with open(report_dir / f"{name}.csv", "w", newline="") as handle:
+            csv.writer(handle).writerows([head, *body])
+    plot_fig1(fig, report_dir / "fig1_wer_vs_sparsity.png")
+    verdicts = claims(records)
+    lines = [header,
+             f"## Table 1: ablation at {sparsity * 100:g} % sparsity (WER %)\n",
+             markdown_table(table1_header, table1),
+             "\n## Fig. 1: test WER % vs sparsity (improved saliency, mixed "
+             "sparsity)\n", markdown_table(fig_header, fig),
+             "\n![WER vs sparsity](fig1_wer_vs_sparsity.png)\n",
+             "## The paper's claims here\n"]
+    words = {True: "holds", False: "does not hold", None: "not measured"}
+    lines += [f"- {claim}: **{words[holds]}** ({evidence})"
+              for claim, holds, evidence in verdicts]
+    text = "\n".join(lines) + "\n"
+    (report_dir / "report.md").write_text(text)
+    (report_dir / "table1.md").write_text(markdown_table(table1_header, table1) + "\n")
+    return text
+
+
+def plot_fig1(rows, path):
+    """Test WER vs sparsity: one-shot, fine-tuned and progressive points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(column):
+        points = [(float(r[0]), float(r[column])) for r in rows if r[column]]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for column, label, style in ((1, "one-shot", "o--"), (2, "fine-tuned", "s-"),
+                                 (3, "progressive", "^")):
+        xs, ys = series(column)
+        if xs:
+            axis.plot(xs, ys, style, label=label)
+    axis.set_xlabel("sparsity of the pruned matrices (%)")
+    axis.set_ylabel("test WER (%)")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
