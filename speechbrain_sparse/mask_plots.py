@@ -132,9 +132,9 @@ def write_dialect_comparison(masks, path, title="", layer_label=str):
     import numpy as np
 
     labels = list(masks)
-    grids = {label: density_grid(mask) for label, mask in masks.items()}
-    layers = list(dict.fromkeys(x for g in grids.values() for x in g[0]))
-    kinds = list(dict.fromkeys(k for g in grids.values() for k in g[1]))
+    raw = {label: density_grid(mask) for label, mask in masks.items()}
+    layers = list(dict.fromkeys(x for g in raw.values() for x in g[0]))
+    kinds = list(dict.fromkeys(k for g in raw.values() for k in g[1]))
     overlap = {"jaccard": None, "jaccard_per_layer": {}}
     if len(labels) >= 2:
         first, second = masks[labels[0]], masks[labels[1]]
@@ -146,9 +146,12 @@ def write_dialect_comparison(masks, path, title="", layer_label=str):
                              sharey=True, squeeze=False)
     axes = axes[0]
     image = None
+    grids = {label: _grid_array(masks[label], layers, kinds) for label in labels}
+    top = max([float(np.nanmax(g)) for g in grids.values() if np.isfinite(g).any()]
+              + [0.05])  # colour scale up to the densest block, for contrast
     for axis, label in zip(axes, labels):
-        values = _grid_array(masks[label], layers, kinds)
-        image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        values = grids[label]
+        image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=top)
         axis.set_xticks(range(len(kinds)), kinds, rotation=45, ha="right")
         axis.set_title(f"{label}\ndensity {masks[label].density():.3f}", fontsize=9)
     axes[0].set_yticks(range(len(layers)), [layer_label(x) for x in layers],

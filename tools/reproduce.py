@@ -42,6 +42,8 @@ from speechbrain_sparse.reproduction.plan import (  # noqa: E402
 )
 from speechbrain_sparse.reproduction.report import relative, write_report  # noqa: E402
 from speechbrain_sparse.reproduction.runner import (  # noqa: E402
+    CACHED,
+    FINISHED,
     MatrixRunner,
     summarize_status,
 )
@@ -193,7 +195,9 @@ def main(argv=None):
           f"{relative(out)}", flush=True)
     started = time.time()
     status = runner.run_all(runs)
-    results = {run.name: runner.results(run) for run in runs}
+    # only runs made with this command count (a refused folder keeps its old results)
+    results = {run.name: runner.results(run) for run in runs
+               if status.get(run.name, {}).get("status") in (FINISHED, CACHED)}
     header = (f"# Sparse fine-tuning reproduction: {args.recipe} recipe, preset "
               f"{args.preset}\n\nCommand: `python tools/reproduce.py "
               f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n")

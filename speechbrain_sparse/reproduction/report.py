@@ -49,9 +49,15 @@ def layer_label(layer):
     return layer
 
 
-def count_parameters(model_folder):
-    """Entries in ``<model_folder>/model.ckpt`` (``None`` when it is missing)."""
-    path = Path(model_folder) / "model.ckpt"
+def count_parameters(size_folder):
+    """Parameters of the model of one size (``None`` when nothing tells).
+
+    A mask of any run of that size covers every parameter; without one, the
+    entries of the pretrained ``model.ckpt`` are counted (buffers included).
+    """
+    for mask_file in sorted(Path(size_folder).glob("*/*/mask.pt")):
+        return ParameterMask.load(mask_file).numel()
+    path = Path(size_folder) / "pretrain" / "model" / "model.ckpt"
     if not path.is_file():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -139,8 +145,7 @@ def write_report(out_dir, runs, results, sizes, targets, metric, fractions, dens
     largest = sizes[-1]
     scores = score_columns(targets)
     trainable = trainable_fractions(out_dir, runs)
-    parameters = {s: count_parameters(Path(out_dir) / s / "pretrain" / "model")
-                  for s in sizes}
+    parameters = {s: count_parameters(Path(out_dir) / s) for s in sizes}
     about = (f"{metric} (%) on each target dialect's dev and test sets; Avg = mean "
              f"of the {len(scores)} cells")
     rows2 = table2(results, sizes, targets, metric, parameters)
