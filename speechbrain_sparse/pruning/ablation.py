@@ -48,6 +48,7 @@ TABLE_ROWS = {  # name -> (label, overrides without sparsity, fine-tuned?)
     "progressive": ("++++ progressive",
                     {"saliency": "improved", "mixed_sparsity": True}, True),
 }
+NOISE_WER = 1.0  # smaller test-WER differences are called inconclusive
 FULL_METHOD = {"prune_method": "obs", "saliency": "improved", "mixed_sparsity": True}
 
 
@@ -159,10 +160,12 @@ def fig1_rows(records, fig_sparsities, fig_progressive=None):
 
 
 def claims(records):
-    """The paper's claims, each ``(claim, holds: bool or None, evidence)``.
+    """The paper's claims, each ``(claim, holds, evidence)``.
 
     Compared on test WER (lower is better, with a margin where the claim says
-    "within"); None when a run is missing.
+    "within"). ``holds`` is True, False, ``"inconclusive"`` when the two
+    differ by less than :data:`NOISE_WER` points (our test sets have ~190
+    utterances), or None when a run is missing.
 
     Example
     -------
@@ -195,6 +198,8 @@ def claims(records):
     for claim, better, worse, *margin in pairs:
         a, b = test(better), test(worse)
         holds = None if a is None or b is None else a < b + sum(margin)
+        if holds is not None and not margin and abs(a - b) < NOISE_WER:
+            holds = "inconclusive"
         evidence = "missing run" if holds is None else (
             f"test WER {a:.2f} vs {b:.2f} ({a - b:+.2f})")
         verdicts.append((claim, holds, evidence))
@@ -245,7 +250,8 @@ def write_tables(report_dir, records, sparsity, fig_sparsities, fig_progressive=
              "sparsity)\n", markdown_table(fig_header, fig),
              "\n![WER vs sparsity](fig1_wer_vs_sparsity.png)\n",
              "## The paper's claims here\n"]
-    words = {True: "holds", False: "does not hold", None: "not measured"}
+    words = {True: "holds", False: "does not hold", None: "not measured",
+             "inconclusive": f"inconclusive (under {NOISE_WER:g} WER point apart)"}
     lines += [f"- {claim}: **{words[holds]}** ({evidence})"
               for claim, holds, evidence in verdicts]
     text = "\n".join(lines) + "\n"

@@ -36,12 +36,14 @@ def test_plan_covers_table1_and_fig1_with_matching_epochs():
 def test_claims_compare_test_wer_and_say_when_a_run_is_missing():
     records = {"table/magnitude": {"test": 90.0}, "table/obs_uniform": {"test": 85.0},
                "table/obs_mixed": {"test": 86.0}, "table/finetuned": {"test": 73.5},
-               "table/dense_finetuned": {"test": 73.0}}
+               "table/dense_finetuned": {"test": 73.0},
+               "table/progressive": {"test": 73.2}}
     verdicts = {claim: holds for claim, holds, _ in claims(records)}
     assert verdicts["OBS (uniform) beats uniform magnitude pruning"] is True
     assert verdicts["mixed sparsity helps (OBS)"] is False
     assert verdicts["the improved saliency helps"] is None
     assert [v for c, v in verdicts.items() if "within 1 WER point" in c] == [True]
+    assert verdicts["progressive beats one-pass fine-tuning"] == "inconclusive"
 
 
 def test_tables_leave_missing_runs_empty(tmp_path):
