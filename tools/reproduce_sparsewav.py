@@ -57,7 +57,7 @@ PRESETS = {
         "stage": {"num_calibration": 8, "calibration_batch_size": 4,
                   "mixed_num_probes": 1, "mixed_num_batches": 1},
     },
-    "tiny": {  # 2 CPU cores, about 40 minutes with a pretrained model
+    "tiny": {  # 2 shared CPU cores: 28 minutes with a pretrained model (17 runs)
         "corpus_preset": "tiny",
         "decoding": "beam",
         "pretrain": {"number_of_epochs": 6, "n_warmup_steps": 300},
