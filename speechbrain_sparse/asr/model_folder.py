@@ -67,14 +67,7 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
             shutil.copyfile(checkpoint.paramfiles[key], staging / name)
         shutil.copyfile(tokenizer_file, staging / "tokenizer.model")
         (staging / "model_info.json").write_text(json.dumps(info or {}, indent=2))
-        if destination.exists():
-            old = destination.with_name(f".{destination.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(destination, old)
-            os.replace(staging, destination)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, destination)
+        replace_folder(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -99,3 +92,20 @@ def check_model_folder(folder):
     for name in (*MODEL_FILES, "tokenizer.model"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"pretrained model folder {folder} lacks {name}")
+
+
+def replace_folder(staging, destination):
+    """Swaps the finished folder ``staging`` in as ``destination`` (a rename each).
+
+    An existing ``destination`` is moved aside first and removed only once the
+    new folder is in place, so readers never see a half-written folder.
+    """
+    staging, destination = Path(staging), Path(destination)
+    if destination.exists():
+        old = destination.with_name(f".{destination.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(destination, old)
+        os.replace(staging, destination)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, destination)

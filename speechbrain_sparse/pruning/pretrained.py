@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_sparse.asr.model_folder import replace_folder
 from speechbrain_sparse.pruning.model_families import (
     HuggingFaceSSLFamily,
     TransformerASRFamily,
@@ -121,7 +122,7 @@ class PretrainedModel:
                                        staging / "sparse_model.pt", masks=mask)
             (staging / "pruning_info.json").write_text(
                 json.dumps(info or {}, indent=2, default=str))
-            _replace_folder(staging, destination)
+            replace_folder(staging, destination)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -305,14 +306,3 @@ def _copy_other_files(source, destination, skip):
         if path.is_file() and path.name not in skip and not (
             destination / path.name).exists():
             shutil.copyfile(path, destination / path.name)
-
-
-def _replace_folder(staging, destination):
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-        os.replace(staging, destination)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, destination)
