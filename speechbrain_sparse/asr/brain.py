@@ -26,7 +26,57 @@ from speechbrain_sparse.metrics import tibetan_syllables
 logger = logging.getLogger(__name__)
 
 
-class TransformerASRBrain(sb.Brain):
+class ASRBrain(sb.Brain):
+    """What every ASR Brain of the recipes shares: the schedule and the test loop.
+
+    Subclasses fill ``self.test_results[self.test_name]`` in ``on_stage_end``
+    of the test stage and say which checkpoint is best in ``checkpoint_key``
+    (the keyword of ``Brain.evaluate``).
+    """
+
+    checkpoint_key = {"max_key": "ACC"}
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the learning-rate schedule once per optimizer step."""
+        annealing = getattr(self.hparams, "lr_annealing", None)
+        if should_step and annealing is not None:
+            annealing(self.optimizer)
+
+    def evaluate_sets(self, test_sets, loader_kwargs, results_file=None):
+        """Evaluates the best checkpoint (``checkpoint_key``) on each named test set.
+
+        Arguments
+        ---------
+        test_sets : dict
+            Name -> dataset.
+        loader_kwargs : dict
+            DataLoader options for evaluation.
+        results_file : str, optional
+            Where to write ``{name: {metric: value}}`` as JSON (atomically).
+
+        Returns
+        -------
+        dict
+            The same mapping as written to ``results_file``.
+        """
+        self.test_results = {}
+        for name, dataset in test_sets.items():
+            self.test_name = name
+            self.evaluate(dataset, test_loader_kwargs=loader_kwargs,
+                          **self.checkpoint_key)
+        results = {
+            name: {key: float(value) for key, value in stats.items()}
+            for name, stats in self.test_results.items()
+        }
+        if results_file and sb.utils.distributed.if_main_process():
+            temporary = f"{results_file}.tmp"
+            with open(temporary, "w") as handle:
+                json.dump(results, handle, indent=2)
+            os.replace(temporary, results_file)
+        return results
+
+
+class TransformerASRBrain(ASRBrain):
     """Trains and evaluates the Transformer ASR; set ``self.tokenizer`` first.
 
     With ``syllable_error_rate: True`` in the hparams it also reports the
@@ -113,12 +163,6 @@ class TransformerASRBrain(sb.Brain):
                     )
         return loss
 
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Steps the learning-rate schedule once per optimizer step."""
-        annealing = getattr(self.hparams, "lr_annealing", None)
-        if should_step and annealing is not None:
-            annealing(self.optimizer)
-
     def on_stage_start(self, stage, epoch=None):
         """Fresh metric trackers for validation and test."""
         if stage != sb.Stage.TRAIN:
@@ -171,35 +215,3 @@ class TransformerASRBrain(sb.Brain):
                     ser_file = os.path.join(folder, f"ser_{self.test_name}.txt")
                     with open(ser_file, "w", encoding="utf-8") as w:
                         self.ser_metric.write_stats(w)
-
-    def evaluate_sets(self, test_sets, loader_kwargs, results_file=None):
-        """Evaluates the best checkpoint on each named test set.
-
-        Arguments
-        ---------
-        test_sets : dict
-            Name -> dataset.
-        loader_kwargs : dict
-            DataLoader options for evaluation.
-        results_file : str, optional
-            Where to write ``{name: {WER, CER, ACC, loss}}`` as JSON (atomically).
-
-        Returns
-        -------
-        dict
-            The same mapping as written to ``results_file``.
-        """
-        self.test_results = {}
-        for name, dataset in test_sets.items():
-            self.test_name = name
-            self.evaluate(dataset, max_key="ACC", test_loader_kwargs=loader_kwargs)
-        results = {
-            name: {key: float(value) for key, value in stats.items()}
-            for name, stats in self.test_results.items()
-        }
-        if results_file and sb.utils.distributed.if_main_process():
-            temporary = f"{results_file}.tmp"
-            with open(temporary, "w") as handle:
-                json.dump(results, handle, indent=2)
-            os.replace(temporary, results_file)
-        return results

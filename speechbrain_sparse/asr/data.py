@@ -119,11 +119,12 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
     ---------
     csv_path : str or Path
         A manifest that passed :func:`check_manifest`.
-    tokenizer : sentencepiece.SentencePieceProcessor
-        Turns words into token ids.
+    tokenizer : sentencepiece.SentencePieceProcessor or CharacterCTCTokenizer
+        Turns words into token ids (``encode_as_ids``).
     hparams : dict
-        Needs ``bos_index`` and ``eos_index``; ``max_duration`` (optional)
-        drops longer utterances.
+        ``bos_index`` and ``eos_index`` add the decoder's ``tokens_bos`` and
+        ``tokens_eos``; without ``bos_index`` only ``tokens`` (CTC models).
+        ``max_duration`` (optional) drops longer utterances.
     sort : str or None
         ``"ascending"``, ``"descending"`` or None (keep manifest order).
 
@@ -156,7 +157,17 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
         yield torch.LongTensor(tokens_list + [hparams["eos_index"]])
         yield torch.LongTensor(tokens_list)
 
+    @sb.utils.data_pipeline.takes("wrd")
+    @sb.utils.data_pipeline.provides("wrd", "tokens")
+    def ctc_text_pipeline(wrd):
+        yield wrd
+        yield torch.LongTensor(tokenizer.encode_as_ids(wrd))
+
     dataset.add_dynamic_item(audio_pipeline)
+    if hparams.get("bos_index") is None:  # CTC only: no decoder input or target
+        dataset.add_dynamic_item(ctc_text_pipeline)
+        dataset.set_output_keys(["id", "sig", "wrd", "tokens"])
+        return dataset
     dataset.add_dynamic_item(text_pipeline)
     dataset.set_output_keys(["id", "sig", "wrd", "tokens_bos", "tokens_eos", "tokens"])
     return dataset

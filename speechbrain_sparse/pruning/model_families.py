@@ -327,13 +327,14 @@ class HuggingFaceSSLFamily(ModelFamily):
             use_mask = getattr(model.config, "feat_extract_norm", "") == "layer"
         return model(wavs, attention_mask=real.long() if use_mask else None)
 
-    def _frames(self, model, batch, num_frames):
+    def frame_mask(self, model, batch, num_frames):
+        """Bool ``[batch, num_frames]``: True where a frame comes from real samples."""
         _, lengths, _ = self._samples(batch)
         frames = model._get_feat_extract_output_lengths(lengths)
         return lengths_to_mask(frames, num_frames)
 
     def padding_masks(self, model, stage, batch, args, kwargs):
-        return {"frames": self._frames(model, batch, args[0].shape[1])}
+        return {"frames": self.frame_mask(model, batch, args[0].shape[1])}
 
     def next_call(self, stage, index, args, kwargs, output):
         hidden = output[0] if isinstance(output, tuple) else output
@@ -362,7 +363,7 @@ class HuggingFaceSSLFamily(ModelFamily):
     def sensitivity_loss(self, model, batch, reference):
         output = self.forward(model, batch)
         current = _main_output(output)
-        real = self._frames(model, batch, current.shape[1]).unsqueeze(-1)
+        real = self.frame_mask(model, batch, current.shape[1]).unsqueeze(-1)
         if hasattr(output, "logits"):
             target = torch.log_softmax(reference, dim=-1)
             log_probs = torch.log_softmax(current, dim=-1)

@@ -21,25 +21,12 @@ from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_prepare import manifest_path, prepare_synthetic  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from synthetic_prepare import prepare_data  # noqa: E402
 
 from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
 from speechbrain_sparse.asr.experiment import run_asr_experiment  # noqa: E402
-
-
-def add_manifests(hparams):
-    """Sets ``train_csv``, ``valid_csv`` and ``test_csvs`` from the dialect keys."""
-    folder, dialect = hparams["data_folder"], hparams["dialect"]
-    hparams["train_csv"] = manifest_path(folder, dialect, "train")
-    hparams["valid_csv"] = manifest_path(folder, dialect, "dev")
-    hparams["test_csvs"] = {
-        f"{name}_{split}": manifest_path(folder, name, split)
-        for name in hparams["eval_dialects"]
-        for split in hparams["eval_splits"]
-    }
 
 
 def main(argv):
@@ -53,17 +40,7 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    run_on_main(
-        prepare_synthetic,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "preset": hparams["corpus_preset"],
-            "seed": hparams["corpus_seed"],
-            "source": hparams["source_dialect"],
-            "targets": hparams["target_dialects"],
-        },
-    )
-    add_manifests(hparams)
+    prepare_data(hparams)
     return run_asr_experiment(hparams, run_opts)
 
 
