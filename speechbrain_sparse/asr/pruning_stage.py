@@ -200,18 +200,22 @@ def training_subset(train_set, size, seed=0):
                                      sort_key="duration")
 
 
-def prune_and_finetune(brain, hparams, train_set, valid_set):
+def prune_and_finetune(brain, hparams, train_set, valid_set, family=None):
     """Runs every pruning round and its fine-tuning; returns the final mask.
 
     Arguments
     ---------
-    brain : MaskedTransformerASRBrain
+    brain : MaskedTransformerASRBrain or MaskedHuggingFaceCTCBrain
         Built, holding the pretrained weights (its ``checkpoints_dir`` is
         moved to ``<save_folder>/round<r>`` for each round).
     hparams : dict
         The flattened stage hparams (see the module docstring).
     train_set, valid_set : Dataset
         Fine-tuning and validation data.
+    family : ModelFamily, optional
+        How ``hparams["model"]`` is pruned (default: the Transformer ASR's,
+        built from the hparams; a CTC model passes its
+        :class:`~speechbrain_sparse.pruning.model_families.HuggingFaceSSLFamily`).
 
     Returns
     -------
@@ -220,6 +224,7 @@ def prune_and_finetune(brain, hparams, train_set, valid_set):
     """
     config = PruningConfig.from_hparams(hparams)
     model = hparams["model"]
+    family = family if family is not None else transformer_family(hparams)
     output = Path(hparams["output_folder"])
     epochs = int(hparams["number_of_epochs"])
     counter = hparams["epoch_counter"]
@@ -239,7 +244,7 @@ def prune_and_finetune(brain, hparams, train_set, valid_set):
         else:
             if calibration is None:
                 calibration = _calibration_batches(hparams, config)
-            mask = _prune_round(brain, hparams, config, sparsity, calibration,
+            mask = _prune_round(model, family, config, sparsity, calibration,
                                 previous=mask)
             if sb.utils.distributed.if_main_process():
                 torch.save(model.state_dict(), folder / "pruned_model.ckpt")
@@ -262,20 +267,22 @@ def prune_and_finetune(brain, hparams, train_set, valid_set):
 
 
 def _calibration_batches(hparams, config):
+    """Batches of the training manifest; with decoder tokens for an
+    attention decoder (``bos_index`` set), audio only for a CTC model."""
+    decoder = hparams.get("bos_index") is not None
     return load_calibration_batches(
         hparams["train_csv"], config.options["num_calibration"],
         config.options["calibration_batch_size"], config.options["calibration_seed"],
-        tokenizer=hparams["tokenizer"], bos_index=hparams["bos_index"],
-        eos_index=hparams["eos_index"], max_duration=hparams.get("max_duration"),
+        tokenizer=hparams["tokenizer"] if decoder else None,
+        bos_index=hparams.get("bos_index"), eos_index=hparams.get("eos_index"),
+        max_duration=hparams.get("max_duration"),
     )
 
 
-def _prune_round(brain, hparams, config, sparsity, calibration, previous):
-    """Prunes the model in memory (on the brain's device) to ``sparsity``."""
-    model = hparams["model"]
+def _prune_round(model, family, config, sparsity, calibration, previous):
+    """Prunes ``model`` in memory (on its device) to ``sparsity``."""
     start = time.perf_counter()
-    mask = config.pruner(sparsity).prune(model, transformer_family(hparams),
-                                         calibration, progress=False,
+    mask = config.pruner(sparsity).prune(model, family, calibration, progress=False,
                                          must_prune=previous)
     mask.options["seconds"] = time.perf_counter() - start
     if previous is not None:

@@ -56,42 +56,50 @@ class PretrainedModel:
     ---------
     kind : str
         ``"huggingface"`` or ``"speechbrain"``.
-    source : Path
-        The folder it was loaded from.
+    source : Path or None
+        The folder it was loaded from (None: built here).
     model : torch.nn.Module
         What the mask's parameter names refer to.
     family : ModelFamily
         Its model family.
-    tokenizer : sentencepiece.SentencePieceProcessor, optional
-        For calibration batches with tokens (SpeechBrain models).
+    tokenizer : optional
+        SentencePiece (SpeechBrain models: calibration batches with tokens)
+        or :class:`~speechbrain_sparse.asr.ctc_characters.CharacterCTCTokenizer`
+        (CTC models trained here: written as ``vocab.json``).
     hparams : dict, optional
         The rebuilt architecture (SpeechBrain models).
     """
 
     def __init__(self, kind, source, model, family, tokenizer=None, hparams=None):
         self.kind = kind
-        self.source = Path(source)
+        self.source = Path(source) if source is not None else None
         self.model = model
         self.family = family
         self.tokenizer = tokenizer
         self.hparams = hparams
 
-    def save(self, destination, mask, info=None, sparse_export=False):
+    def save(self, destination, mask=None, info=None, sparse_export=False,
+             info_file="pruning_info.json"):
         """Writes the (pruned) model, ``mask.pt`` and optionally a sparse export.
 
         The folder is written under a temporary name and then renamed, so it
-        is never seen half-written; an existing folder is replaced.
+        is never seen half-written; an existing folder is replaced. A Hugging
+        Face model gets the other files of its source folder; a model trained
+        here (no source) gets its ``tokenizer``'s ``vocab.json`` and a
+        ``preprocessor_config.json`` from its family's audio settings.
 
         Arguments
         ---------
         destination : str or Path
             The output folder.
-        mask : ParameterMask
-            Saved as ``mask.pt``.
+        mask : ParameterMask, optional
+            Saved as ``mask.pt`` (needed for ``sparse_export``).
         info : dict, optional
-            Written to ``pruning_info.json``.
+            Written to ``info_file``.
         sparse_export : bool
             Also write ``sparse_model.pt`` (bitmask + surviving values).
+        info_file : str
+            The name ``info`` is written under.
 
         Returns
         -------
@@ -106,13 +114,16 @@ class PretrainedModel:
         try:
             if self.kind == "huggingface":
                 self.model.save_pretrained(staging)
-                _copy_other_files(self.source, staging, skip=HF_WEIGHT_FILES)
+                if self.source is not None:
+                    _copy_other_files(self.source, staging, skip=HF_WEIGHT_FILES)
+                self._write_processor_files(staging)
             else:
                 torch.save(self.model.state_dict(), staging / "model.ckpt")
                 _copy_other_files(self.source, staging,
                                   skip=("model.ckpt", "model_info.json"))
                 self._write_model_info(staging, info)
-            mask.save(staging / "mask.pt")
+            if mask is not None:
+                mask.save(staging / "mask.pt")
             if sparse_export:
                 from speechbrain_sparse.pruning.sparse_export import (
                     save_sparse_checkpoint,
@@ -120,7 +131,7 @@ class PretrainedModel:
 
                 save_sparse_checkpoint(self.model.state_dict(),
                                        staging / "sparse_model.pt", masks=mask)
-            (staging / "pruning_info.json").write_text(
+            (staging / info_file).write_text(
                 json.dumps(info or {}, indent=2, default=str))
             replace_folder(staging, destination)
         except BaseException:
@@ -128,6 +139,19 @@ class PretrainedModel:
             raise
         return destination
 
+
+    def _write_processor_files(self, folder):
+        """``vocab.json`` and ``preprocessor_config.json`` where still missing."""
+        if self.tokenizer is not None and not (folder / "vocab.json").exists():
+            self.tokenizer.save(folder)
+        if not (folder / "preprocessor_config.json").exists():
+            from transformers import Wav2Vec2FeatureExtractor
+
+            Wav2Vec2FeatureExtractor(
+                feature_size=1, sampling_rate=16000, padding_value=0.0,
+                do_normalize=self.family.normalize_audio,
+                return_attention_mask=bool(self.family.use_attention_mask),
+            ).save_pretrained(folder)
 
     def _write_model_info(self, folder, info):
         """``model_info.json`` of the source plus ``nhead`` and what pruned it."""
