@@ -46,3 +46,12 @@ def test_prune_script_on_a_fixture_corpus(tmp_path, kind, hparams):
     state = load_sparse_checkpoint(out / "sparse_model.pt")
     for name, keep in mask.items():
         assert torch.all(state[name][~keep] == 0)
+
+
+def test_prune_script_needs_a_corpus_or_a_manifest(tmp_path):
+    prune = load_recipe_module(RECIPE, "prune")
+    _, source = tiny_hf_model("wav2vec2", tmp_path)
+    with pytest.raises(ValueError, match="--data_folder .* or --calibration_csv"):
+        prune.main([str(RECIPE / "hparams" / "wav2vec2_base.yaml"),
+                    "--pretrained_dir", str(source),
+                    "--output_folder", str(tmp_path / "exp")])

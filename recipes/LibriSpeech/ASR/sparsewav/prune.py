@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """SparseWAV one-shot pruning of a Hugging Face speech model on LibriSpeech.
 
-Prepares the calibration split's manifest (``../../librispeech_prepare.py``),
-draws ``num_calibration`` utterances from it, prunes the model in
+Prepares the calibration split's manifest (``../../librispeech_prepare.py``;
+or takes any manifest given as ``calibration_csv``, e.g. the synthetic
+corpus's), draws ``num_calibration`` utterances from it, prunes the model in
 ``pretrained_dir`` (a local Wav2Vec2 / HuBERT / WavLM directory, ``*ForCTC``
 or base) with the YAML's ``pruner`` and writes the pruned model in the same
 form to ``<output_folder>/model`` with its ``mask.pt``, ``pruning_info.json``
@@ -34,6 +35,19 @@ from speechbrain_sparse.pruning.pretrained import load_huggingface  # noqa: E402
 logger = logging.getLogger(__name__)
 
 
+def calibration_manifest(hparams):
+    """``calibration_csv`` if given, else the LibriSpeech split's manifest."""
+    if hparams.get("calibration_csv"):
+        return Path(hparams["calibration_csv"])
+    if not hparams.get("data_folder"):
+        raise ValueError("give --data_folder (the LibriSpeech folder) or "
+                         "--calibration_csv (a manifest with ID,duration,wav)")
+    split = hparams["calibration_split"]
+    manifests = prepare_librispeech(hparams["data_folder"], hparams["manifest_folder"],
+                                    splits=[split])
+    return manifests[split]
+
+
 def main(argv):
     """Prunes the model; returns the path of the pruned model folder."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
@@ -44,21 +58,19 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    split = hparams["calibration_split"]
-    manifests = prepare_librispeech(hparams["data_folder"], hparams["manifest_folder"],
-                                    splits=[split])
+    calibration_csv = calibration_manifest(hparams)
     pretrained = load_huggingface(hparams["pretrained_dir"],
                                   run_opts.get("device", "cpu"))
     if hparams.get("family") is not None:  # the YAML may override the defaults
         pretrained.family = hparams["family"]
     batches = load_calibration_batches(
-        manifests[split], hparams["num_calibration"], hparams["batch_size"],
+        calibration_csv, hparams["num_calibration"], hparams["batch_size"],
         hparams["seed"], max_duration=hparams.get("max_duration"))
     start = time.perf_counter()
     mask = hparams["pruner"].prune(pretrained.model, pretrained.family, batches)
     seconds = time.perf_counter() - start
     info = {"method": "obs", "source": str(Path(hparams["pretrained_dir"]).resolve()),
-            "calibration": str(manifests[split]), "seconds": seconds,
+            "calibration": str(calibration_csv), "seconds": seconds,
             "utterances": sum(batch.batchsize for batch in batches),
             "achieved_sparsity": 1.0 - mask.density(),
             "report": mask.options["report"]}
