@@ -11,9 +11,16 @@ from tests.unit.pruning_models import tiny_hf_model
 from tests.unit.test_librispeech_prepare import write_corpus
 
 RECIPE = REPO / "recipes" / "LibriSpeech" / "ASR" / "sparsewav"
-HPARAMS = sorted((RECIPE / "hparams").glob("*.yaml"))
+HPARAMS = sorted(p for p in (RECIPE / "hparams").glob("*.yaml")
+                 if p.stem != "prune_finetune")
 CORPUS = {"train-clean-100": {"19": {"198": [
     (f"{i:04d}", 2400 + 300 * i, "SOME WORDS") for i in range(6)]}}}
+FINETUNE_CORPUS = {
+    **CORPUS,
+    "dev-clean": {"84": {"121": [(f"{i:04d}", 3000, "WORDS") for i in range(2)]}},
+    "test-clean": {"61": {"70": [(f"{i:04d}", 3200, "SOME") for i in range(2)]}},
+    "test-other": {"94": {"32": [(f"{i:04d}", 2800, "SOME WORDS") for i in range(2)]}},
+}
 
 
 def test_one_yaml_per_model_and_they_agree():
@@ -55,3 +62,38 @@ def test_prune_script_needs_a_corpus_or_a_manifest(tmp_path):
         prune.main([str(RECIPE / "hparams" / "wav2vec2_base.yaml"),
                     "--pretrained_dir", str(source),
                     "--output_folder", str(tmp_path / "exp")])
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "wavlm"])
+def test_prune_and_finetune_on_a_fixture_corpus(tmp_path, kind):
+    from transformers import AutoModelForCTC
+
+    from speechbrain_sparse.asr.ctc_characters import CharacterCTCTokenizer
+
+    finetune = load_recipe_module(RECIPE, "finetune")
+    data = write_corpus(tmp_path / "LibriSpeech", FINETUNE_CORPUS)
+    tokenizer = CharacterCTCTokenizer.from_transcripts(["SOME WORDS"])
+    dense, source = tiny_hf_model(kind, tmp_path, vocab_size=len(tokenizer),
+                                  pad_token_id=tokenizer.blank_index)
+    tokenizer.save(source)
+    results = finetune.main([
+        str(RECIPE / "hparams" / "prune_finetune.yaml"), "--model_name", kind,
+        "--pretrained_dir", str(source), "--data_folder", str(data),
+        "--output_folder", str(tmp_path / "exp"),
+        "--manifest_folder", str(tmp_path / "manifests"), "--num_calibration", "4",
+        "--calibration_batch_size", "2", "--prune_sparsities=[0.4,0.6]",
+        "--mixed_num_probes", "1", "--number_of_epochs", "1", "--num_workers", "0",
+        "--grad_accumulation_factor", "1", "--lr", "0.01",
+    ])
+    assert set(results) == {"test-clean", "test-other"}
+    out = tmp_path / "exp" / "model"
+    mask = ParameterMask.load(out / "mask.pt")
+    assert abs((1 - mask.density()) - 0.6) < 0.01
+    model = AutoModelForCTC.from_pretrained(out, local_files_only=True)
+    state, before = model.state_dict(), dense.state_dict()
+    for name, keep in mask.items():
+        assert torch.count_nonzero(state[name][~keep]) == 0, name
+    assert any(not torch.equal(state[name][keep], before[name][keep])
+               for name, keep in mask.items())
+    assert (out / "vocab.json").read_text() == (source / "vocab.json").read_text()
+    assert (tmp_path / "exp" / "wer_test-other.txt").is_file()

@@ -38,7 +38,7 @@ def tiny_hf_model(kind, folder, ctc=True, seed=0, **overrides):
     extra = {"num_buckets": 32, "max_bucket_distance": 64} if kind == "wavlm" else {}
     torch.manual_seed(seed)
     model_class = ctc_class if ctc else base_class
-    model = model_class(config_class(**HF_TINY, **extra, **overrides))
+    model = model_class(config_class(**{**HF_TINY, **extra, **overrides}))
     folder = Path(folder) / f"{kind}_{'ctc' if ctc else 'base'}"
     model.save_pretrained(folder)
     return model_class.from_pretrained(folder).eval(), folder
