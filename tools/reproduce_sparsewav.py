@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""SparseWAV's Table 1 ablation and Fig. 1 curve on our own Transformer ASR.
+"""SparseWAV's Table 1 ablation and Fig. 1 curve on a model trained on our corpus.
 
-Prunes a pretrained model of the synthetic recipe with
-``hparams/prune_obs_<size>.yaml`` in every configuration of the ablation
+``--model transformer`` (default) prunes a pretrained Transformer ASR of the
+synthetic recipe with ``prune_obs_<size>.yaml`` of
+``recipes/Synthetic/ASR/transformer/hparams/``;
+``--model wav2vec2`` / ``wavlm`` prune a small Wav2Vec2 / WavLM CTC model
+trained from scratch on the corpus, with
+``recipes/Synthetic/ASR/wav2vec2/hparams/prune_obs_<model>_<size>.yaml``.
+Every configuration of the ablation
 (dense / magnitude / OBS uniform / + mixed sparsity / + improved saliency /
 + post-pruning fine-tuning / + progressive, at ``--sparsity``) and of the
 curve (WER at each ``--fig-sparsities``, one-shot and fine-tuned), then writes
@@ -17,6 +22,8 @@ Usage::
 
     python tools/reproduce_sparsewav.py --preset tiny \\
         --pretrained results/reproduce/synthetic_tiny/tiny/pretrain/model
+    python tools/reproduce_sparsewav.py --preset tiny --model wav2vec2 \\
+        --pretrained results/synthetic/wav2vec2_tiny_en-us/1234/model
     python tools/reproduce_sparsewav.py --preset micro --set data_folder=/tmp/micro
 
 Exit status: 0 when every run finished (or was reused), 1 when some failed,
@@ -45,12 +52,21 @@ from speechbrain_sparse.reproduction.runner import (  # noqa: E402
     summarize_status,
 )
 
-RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "transformer"
+RECIPES = REPO / "recipes" / "Synthetic" / "ASR"
+MODELS = {  # recipe folder, pretraining and pruning YAMLs, the file a model has
+    "transformer": {"recipe": RECIPES / "transformer", "pretrain": "pretrain_{size}",
+                    "prune": "prune_obs_{size}", "marker": "model.ckpt"},
+    "wav2vec2": {"recipe": RECIPES / "wav2vec2", "pretrain": "wav2vec2_{size}",
+                 "prune": "prune_obs_wav2vec2_{size}", "marker": "config.json"},
+    "wavlm": {"recipe": RECIPES / "wav2vec2", "pretrain": "wavlm_{size}",
+              "prune": "prune_obs_wavlm_{size}", "marker": "config.json"},
+}
 PRESETS = {
     "micro": {  # CI: one small end-to-end pass; the numbers mean nothing
         "corpus_preset": "micro",
         "decoding": "ctc_greedy",
         "pretrain": {"number_of_epochs": 1, "n_warmup_steps": 20},
+        "pretrain_ctc": {"number_of_epochs": 1, "n_warmup_steps": 20},
         "rows": ["dense", "obs_uniform", "finetuned", "progressive"],
         "fig_sparsities": [], "fig_progressive": {},
         "progressive": [0.5, 0.75], "epochs": 2,
@@ -61,6 +77,7 @@ PRESETS = {
         "corpus_preset": "tiny",
         "decoding": "beam",
         "pretrain": {"number_of_epochs": 6, "n_warmup_steps": 300},
+        "pretrain_ctc": {},  # the YAML's 15 epochs
         "rows": list(TABLE_ROWS),
         "fig_sparsities": [0.5, 0.7, 0.8, 0.9],
         "fig_progressive": {0.9: [0.7, 0.8, 0.9]},
@@ -75,6 +92,9 @@ def parse_arguments(argv):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--model", choices=list(MODELS), default="transformer",
+                        help="the model pruned (default transformer: our "
+                             "Transformer ASR; wav2vec2 / wavlm: CTC models)")
     parser.add_argument("--out", help="output folder (default results/reproduce/"
                                       "sparsewav_<preset>)")
     parser.add_argument("--pretrained", help="model folder to prune (default: "
@@ -103,8 +123,10 @@ def parse_arguments(argv):
     values = [args.sparsity, *(args.fig_sparsities or [])]
     if any(not 0 < value < 1 for value in values):
         parser.error("sparsities must be in (0, 1)")
-    if args.pretrained and not (Path(args.pretrained) / "model.ckpt").is_file():
-        parser.error(f"--pretrained {args.pretrained}: no model.ckpt there")
+    marker = MODELS[args.model]["marker"]
+    if args.pretrained and not (Path(args.pretrained) / marker).is_file():
+        parser.error(f"--pretrained {args.pretrained}: no {marker} there "
+                     f"(--model {args.model})")
     return args
 
 
@@ -113,18 +135,24 @@ def main(argv=None):
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.WARNING)
     preset = PRESETS[args.preset]
+    model = MODELS[args.model]
+    suffix = "" if args.model == "transformer" else f"_{args.model}"
     out = Path(args.out or REPO / "results" / "reproduce"
-               / f"sparsewav_{args.preset}").resolve()
+               / f"sparsewav{suffix}_{args.preset}").resolve()
     user_set = dict(item.split("=", 1) for item in args.set)
-    common = {"corpus_preset": preset["corpus_preset"], "test_beam_size": 1,
-              "decoding": preset["decoding"], "eval_splits": ["dev", "test"]}
+    common = {"corpus_preset": preset["corpus_preset"], "eval_splits": ["dev", "test"]}
+    pretrain_keys = dict(preset["pretrain_ctc"])
+    if args.model == "transformer":  # beam search keys exist in its YAMLs only
+        common.update(test_beam_size=1, decoding=preset["decoding"])
+        pretrain_keys = {**preset["pretrain"], "valid_search_every": 1000}
     pretrain = None
     if args.pretrained:
         pretrained_dir = str(Path(args.pretrained).resolve())
     else:
-        pretrain = Run(name="pretrain", hparams=f"pretrain_{args.size}.yaml",
-                       overrides={**preset["pretrain"], "eval_dialects": ["en-us"],
-                                  "valid_search_every": 1000}, method="pretrain")
+        pretrain = Run(name="pretrain",
+                       hparams=model["pretrain"].format(size=args.size) + ".yaml",
+                       overrides={**pretrain_keys, "eval_dialects": ["en-us"]},
+                       method="pretrain")
         pretrained_dir = str(out / "pretrain" / "model")
     rows = args.rows or preset["rows"]
     fig_sparsities = (preset["fig_sparsities"] if args.fig_sparsities is None
@@ -136,7 +164,7 @@ def main(argv=None):
         args.sparsity, fig_sparsities, progressive + [args.sparsity],
         args.epochs if args.epochs is not None else preset["epochs"],
         fig_progressive, rows, needs=("pretrain",) if pretrain else (),
-        hparams=f"prune_obs_{args.size}.yaml")
+        hparams=model["prune"].format(size=args.size) + ".yaml")
 
     def overrides(run):
         if run is pretrain:
@@ -144,7 +172,7 @@ def main(argv=None):
         return {**common, **preset["stage"], "pretrained_dir": pretrained_dir,
                 **user_set}
 
-    runner = MatrixRunner(RECIPE, out, overrides, workers=args.workers,
+    runner = MatrixRunner(model["recipe"], out, overrides, workers=args.workers,
                           cores=args.threads,
                           run_options=[f"--device={args.device}"] if args.device
                           else [], progress=not args.no_progress)
@@ -158,7 +186,8 @@ def main(argv=None):
                                     read_json(runner.folder(run) / "pruning_info.json"),
                                     dialect)
                for run in runs}
-    header = (f"# SparseWAV on our model: preset {args.preset}\n\nPruned model: "
+    header = (f"# SparseWAV on our {args.model} model: preset {args.preset}\n\n"
+              f"Pruned model: "
               f"`{pretrained_dir}`. Command: `python tools/reproduce_sparsewav.py "
               f"{' '.join(argv)}`\n")
     text = write_tables(out / "report", records, args.sparsity, fig_sparsities,

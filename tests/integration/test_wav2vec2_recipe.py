@@ -123,3 +123,32 @@ def test_librispeech_pruning_script_takes_the_synthetic_model(trained, micro_cor
     assert (out / "vocab.json").is_file() and (out / "sparse_model.pt").is_file()
     info = yaml.safe_load((out / "pruning_info.json").read_text())
     assert info["calibration"].endswith("train.csv")
+
+
+def test_ablation_tool_prunes_the_ctc_model(trained, micro_corpus, tmp_path, capsys):
+    import sys
+
+    model_type, output, _ = trained
+    if model_type != "wav2vec2":
+        pytest.skip("the tool runs the same YAMLs for both; once is enough in CI")
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import reproduce_sparsewav
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    out = tmp_path / "ablation"
+    argv = ["--preset", "micro", "--model", model_type,
+            "--pretrained", str(output / "model"), "--out", str(out),
+            "--rows", "dense", "magnitude", "finetuned", "--fig-sparsities",
+            "--workers", "1", "--threads", "2", "--no-progress",
+            "--set", f"data_folder={micro_corpus}", "--set", "num_workers=0"]
+    assert reproduce_sparsewav.main(argv) == 0
+    assert "3 finished" in capsys.readouterr().out
+    table = (out / "report" / "table1.csv").read_text().splitlines()
+    rows = {line.split(",")[0]: line.split(",") for line in table[1:]}
+    assert rows["dense (not pruned)"][1] == "0.00"
+    assert rows["magnitude (uniform)"][1] == "75.00"
+    assert rows["+++ post-pruning fine-tune"][3]  # a test WER
+    bad = reproduce_sparsewav.parse_arguments
+    with pytest.raises(SystemExit):
+        bad(["--model", model_type, "--pretrained", str(micro_corpus)])
