@@ -23,7 +23,7 @@ Example
 -------
 >>> acc = HessianAccumulator(3)
 >>> acc.add(torch.ones(2, 5, 3))
->>> acc.num_frames, acc.hessian()[0].tolist()
+>>> acc.num_frames, [round(v, 5) for v in acc.hessian()[0].tolist()]
 (10, [2.0, 2.0, 2.0])
 
 Authors
@@ -138,8 +138,8 @@ class HessianAccumulator:
                 self.in_features, self.in_features, dtype=self.dtype,
                 device=self.device,
             )
-        if len(self.column_bounds) == 1:
-            return self._hessian.clone()
+        if len(self.column_bounds) == 1:  # full X^T X: symmetric up to the BLAS
+            return (self._hessian + self._hessian.T) / 2
         lower = torch.tril(self._hessian)
         return lower + torch.tril(lower, diagonal=-1).T
 
