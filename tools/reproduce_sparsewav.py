@@ -53,13 +53,17 @@ from speechbrain_sparse.reproduction.runner import (  # noqa: E402
 )
 
 RECIPES = REPO / "recipes" / "Synthetic" / "ASR"
-MODELS = {  # recipe folder, pretraining and pruning YAMLs, the file a model has
+MODELS = {  # recipe folder, pretraining and pruning YAMLs, the file a model has,
+    # whether its YAMLs have the beam search keys (the CTC models decode greedily)
     "transformer": {"recipe": RECIPES / "transformer", "pretrain": "pretrain_{size}",
-                    "prune": "prune_obs_{size}", "marker": "model.ckpt"},
+                    "prune": "prune_obs_{size}", "marker": "model.ckpt",
+                    "beam_search": True},
     "wav2vec2": {"recipe": RECIPES / "wav2vec2", "pretrain": "wav2vec2_{size}",
-                 "prune": "prune_obs_wav2vec2_{size}", "marker": "config.json"},
+                 "prune": "prune_obs_wav2vec2_{size}", "marker": "config.json",
+                 "beam_search": False},
     "wavlm": {"recipe": RECIPES / "wav2vec2", "pretrain": "wavlm_{size}",
-              "prune": "prune_obs_wavlm_{size}", "marker": "config.json"},
+              "prune": "prune_obs_wavlm_{size}", "marker": "config.json",
+              "beam_search": False},
 }
 PRESETS = {
     "micro": {  # CI: one small end-to-end pass; the numbers mean nothing
@@ -96,7 +100,8 @@ def parse_arguments(argv):
                         help="the model pruned (default transformer: our "
                              "Transformer ASR; wav2vec2 / wavlm: CTC models)")
     parser.add_argument("--out", help="output folder (default results/reproduce/"
-                                      "sparsewav_<preset>)")
+                                      "sparsewav_<preset>, sparsewav_<model>_<preset> "
+                                      "for the CTC models)")
     parser.add_argument("--pretrained", help="model folder to prune (default: "
                                              "pretrain one as the first run)")
     parser.add_argument("--size", default="tiny", help="model size of the YAMLs")
@@ -141,10 +146,11 @@ def main(argv=None):
                / f"sparsewav{suffix}_{args.preset}").resolve()
     user_set = dict(item.split("=", 1) for item in args.set)
     common = {"corpus_preset": preset["corpus_preset"], "eval_splits": ["dev", "test"]}
-    pretrain_keys = dict(preset["pretrain_ctc"])
-    if args.model == "transformer":  # beam search keys exist in its YAMLs only
+    if model["beam_search"]:
         common.update(test_beam_size=1, decoding=preset["decoding"])
         pretrain_keys = {**preset["pretrain"], "valid_search_every": 1000}
+    else:
+        pretrain_keys = preset["pretrain_ctc"]
     pretrain = None
     if args.pretrained:
         pretrained_dir = str(Path(args.pretrained).resolve())

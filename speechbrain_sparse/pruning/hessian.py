@@ -138,8 +138,8 @@ class HessianAccumulator:
                 self.in_features, self.in_features, dtype=self.dtype,
                 device=self.device,
             )
-        if len(self.column_bounds) == 1:  # full X^T X: symmetric up to the BLAS
-            return (self._hessian + self._hessian.T) / 2
+        # Only the lower triangle is accumulated (or, with one column block, the
+        # full X^T X, which a BLAS need not return exactly symmetric): mirror it.
         lower = torch.tril(self._hessian)
         return lower + torch.tril(lower, diagonal=-1).T
 
