@@ -6,11 +6,12 @@ Example
 >>> parser = argparse.ArgumentParser()
 >>> add_arguments(parser)
 >>> args = parser.parse_args(["--out", "corpus", "--targets", "en-029,en-gb"])
->>> args.preset, parse_targets(args.targets)
-('micro', ['en-029', 'en-gb'])
+>>> args.preset, parse_targets(args.targets), args.text
+('micro', ['en-029', 'en-gb'], 'closed')
 """
 
-from speechbrain_sparse.data.synth import PRESETS, build_corpus
+from speechbrain_sparse.data.sentences import TEXT_DOMAINS
+from speechbrain_sparse.data.synth import PRESETS, build_corpus, corpus_stats_table
 
 NAME = "synth"
 HELP = "build the synthetic multi-dialect speech corpus (eSpeak NG)"
@@ -45,11 +46,21 @@ def add_arguments(parser):
         default="en-gb-scotland,en-029",
         help="low-resource dialects, comma-separated eSpeak NG voices",
     )
+    parser.add_argument(
+        "--text",
+        choices=TEXT_DOMAINS,
+        default="closed",
+        help="closed: clauses written with a ~700-word vocabulary that every "
+        "dialect's train split covers; open: every English fortune sentence",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
 
 
 def run(args):
-    """Builds (or reuses) the corpus; prints its root. Bad voices raise ValueError."""
+    """Builds (or reuses) the corpus; prints its stats table, then its root.
+
+    Bad voices raise ValueError.
+    """
     root = build_corpus(
         args.out,
         preset=args.preset,
@@ -57,6 +68,8 @@ def run(args):
         source=args.source,
         targets=parse_targets(args.targets),
         num_workers=args.workers,
+        text_domain=args.text,
     )
+    print("\n".join(corpus_stats_table(root)))
     print(root)
     return 0

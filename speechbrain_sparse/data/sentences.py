@@ -1,11 +1,23 @@
 """Real English sentences for the synthetic corpus, from the Debian fortunes files.
 
-The extraction is deterministic: the fortune files are read in sorted order, every
-fortune is split into sentences, and a sentence is kept only when it normalises cleanly
-to the recipe's character set (upper-case ``A``-``Z``, the apostrophe and single
-spaces) and has between ``MIN_WORDS`` and ``MAX_WORDS`` words. Sentences with digits,
-addresses, code-like symbols or attributions (``-- Author``) are dropped, and the
-result is de-duplicated, keeping the first occurrence.
+The extraction is deterministic: the English fortune files (:data:`ENGLISH_FILES`,
+those of the Debian packages ``fortunes`` and ``fortunes-min``) are read in sorted
+order, every fortune is split into sentences, and a sentence is kept only when it
+normalises cleanly to the recipe's character set (upper-case ``A``-``Z``, the
+apostrophe and single spaces) and has between ``MIN_WORDS`` and ``MAX_WORDS`` words.
+Sentences with digits, addresses, code-like symbols or attributions (``-- Author``)
+are dropped, and the result is de-duplicated, keeping the first occurrence.
+
+Two text domains are offered (:func:`load_text`):
+
+- ``open``: every such sentence (:func:`load_sentences`, ~16,600 sentences and
+  ~15,600 distinct words), so test sets are full of words never trained on;
+- ``closed`` (the default): clauses (sentences cut at ``, ; : . ! ? " ( )``) whose
+  words all belong to a fixed vocabulary, the :data:`CLOSED_VOCABULARY_SIZE` most
+  frequent words pruned until every kept word occurs in at least
+  :data:`MIN_SENTENCES_PER_WORD` kept clauses (:func:`closed_vocabulary`; ~5,200
+  clauses over ~680 words, 5.6 words on average). :func:`coverage_order` orders a
+  list so that a short prefix of it holds the whole vocabulary.
 
 Example
 -------
@@ -15,25 +27,59 @@ Example
 True
 >>> split_sentences("Go home. Then sleep! Why?")
 ['Go home.', 'Then sleep!', 'Why?']
+>>> split_clauses("When in doubt, tell the truth; it will confound your enemies.")
+['WHEN IN DOUBT', 'TELL THE TRUTH', 'IT WILL CONFOUND YOUR ENEMIES']
 """
 
+import collections
 import functools
+import hashlib
+import heapq
+import logging
 import re
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 MIN_WORDS = 3
 MAX_WORDS = 16
-# Files and folders never read: pictures rather than prose, other languages, and the
-# offensive collection (Debian's ``fortunes-off`` installs into an ``off`` folder).
+TEXT_DOMAINS = ("closed", "open")
+# The closed vocabulary: the most frequent words of the clauses, pruned (see
+# ``closed_vocabulary``). 800 / 5 give ~5,200 clauses over ~680 words, which the
+# greedy coverage order covers in ~250 clauses: fewer than a tiny target trains on.
+CLOSED_VOCABULARY_SIZE = 800
+MIN_SENTENCES_PER_WORD = 5
+
+# The top-level files of the Debian packages ``fortunes-min`` and ``fortunes``
+# (bookworm, 1:1.99.1-7.3: ``dpkg -c``). Only these are English: ``fortunes-de``,
+# ``-es``, ``-it``, ``-pl`` and ``-br`` install into the same folder (language
+# folders, top-level symlinks such as ``computer -> it/computer``, a ``brasil`` file).
+DEBIAN_FORTUNES_FILES = (
+    # fortunes-min
+    "fortunes", "literature", "riddles",
+    # fortunes
+    "art", "ascii-art", "computers", "cookie", "debian", "definitions", "disclaimer",
+    "drugs", "education", "ethnic", "food", "goedel", "humorists", "kids", "knghtbrd",
+    "law", "linux", "linuxcookie", "love", "magic", "medicine", "men-women",
+    "miscellaneous", "news", "paradoxum", "people", "perl", "pets", "platitudes",
+    "politics", "pratchett", "science", "songs-poems", "sports", "startrek", "tao",
+    "translate-me", "wisdom", "work", "zippy",
+)  # fmt: skip
+# Never read: pictures rather than prose, other languages, and the offensive
+# collection (Debian's ``fortunes-off`` installs into an ``off`` folder; folders are
+# never read anyway).
 EXCLUDED_NAMES = {"ascii-art", "translate-me", "off"}
-EXCLUDED_SUFFIXES = {".dat", ".u8", ".gz"}
+ENGLISH_FILES = tuple(
+    sorted(name for name in DEBIAN_FORTUNES_FILES if name not in EXCLUDED_NAMES)
+)
 
 # Punctuation that is simply removed (replaced by a space) when normalising.
 _SOFT_PUNCTUATION = re.compile(r"""[,.;:!?"()\-]""")
 # Anything outside letters, apostrophes, spaces and soft punctuation rejects a sentence.
 _ALLOWED = re.compile(r"""^[A-Za-z' ,.;:!?"()\-]+$""")
 _SENTENCE_END = re.compile(r"""(?<=[.!?])["')]*\s+(?=["'(]*[A-Z])""")
+_CLAUSE_END = re.compile(r"""[,;:.!?"()]|\s-\s""")
 _ATTRIBUTION = re.compile(r"^\s*(--|~~)")
 _SINGLE_LETTERS_OK = {"A", "I", "O"}
 _VOWEL = re.compile("[AEIOUY]")
@@ -102,8 +148,38 @@ def normalize_sentence(sentence, min_words=MIN_WORDS, max_words=MAX_WORDS):
     return " ".join(words)
 
 
+def split_clauses(sentence):
+    """Cuts a clean sentence at ``, ; : . ! ? " ( )`` and normalises each clause.
+
+    Arguments
+    ---------
+    sentence : str
+        A raw sentence; one that does not normalise as a whole (digits, symbols,
+        ``--``) gives no clauses.
+
+    Returns
+    -------
+    list of str
+        The normalised clauses of ``MIN_WORDS`` to ``MAX_WORDS`` words, in order.
+
+    Example
+    -------
+    >>> split_clauses("Yes, we can (sometimes).")
+    []
+    >>> split_clauses("Well, I never said that I could do it.")
+    ['I NEVER SAID THAT I COULD DO IT']
+    """
+    if not _ALLOWED.match(sentence) or "--" in sentence:
+        return []
+    clauses = (normalize_sentence(part) for part in _CLAUSE_END.split(sentence))
+    return [clause for clause in clauses if clause is not None]
+
+
 def fortune_files(fortunes_dir=FORTUNES_DIR):
-    """Lists the fortune text files under ``fortunes_dir`` in sorted order.
+    """Lists the English fortune files present in ``fortunes_dir``, sorted by name.
+
+    Only the regular files named in :data:`ENGLISH_FILES` count: no symlink, no
+    folder, nothing other packages install next to them.
 
     Arguments
     ---------
@@ -113,7 +189,7 @@ def fortune_files(fortunes_dir=FORTUNES_DIR):
     Returns
     -------
     list of Path
-        The text files, without index (``.dat``) or UTF-8 (``.u8``) copies.
+        The English text files.
     """
     fortunes_dir = Path(fortunes_dir)
     if not fortunes_dir.is_dir():
@@ -121,17 +197,19 @@ def fortune_files(fortunes_dir=FORTUNES_DIR):
             f"no fortunes at {fortunes_dir}: install the Debian package fortunes "
             "(apt-get install fortunes)"
         )
-    files = []
-    for path in sorted(fortunes_dir.rglob("*")):
-        parts = set(path.relative_to(fortunes_dir).parts)
-        if not path.is_file() or parts & EXCLUDED_NAMES:
-            continue
-        if path.suffix in EXCLUDED_SUFFIXES:
-            continue
-        files.append(path)
+    paths = [fortunes_dir / name for name in ENGLISH_FILES]
+    files = [path for path in paths if path.is_file() and not path.is_symlink()]
     if not files:
         raise FileNotFoundError(
-            f"no fortune files in {fortunes_dir}: install the Debian package fortunes"
+            f"no English fortune files in {fortunes_dir}: install the Debian package "
+            "fortunes"
+        )
+    if len(files) < len(paths):
+        missing = sorted(path.name for path in set(paths) - set(files))
+        logger.warning(
+            "%d English fortune files missing from %s (%s): install the Debian "
+            "packages fortunes and fortunes-min", len(missing), fortunes_dir,
+            ", ".join(missing),
         )
     return files
 
@@ -144,6 +222,13 @@ def _fortunes_in(path):
             continue  # overstrike, escape sequences or non-ASCII
         lines = [line for line in fortune.splitlines() if not _ATTRIBUTION.match(line)]
         yield " ".join(" ".join(lines).split())
+
+
+def _raw_sentences(fortunes_dir):
+    """Yields every raw sentence of the English fortune files, in file order."""
+    for path in fortune_files(fortunes_dir):
+        for fortune in _fortunes_in(path):
+            yield from split_sentences(fortune)
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,11 +245,170 @@ def load_sentences(fortunes_dir=str(FORTUNES_DIR)):
     tuple of str
         The sentences in first-seen order (deterministic for a given installation).
     """
-    seen = {}
-    for path in fortune_files(fortunes_dir):
-        for fortune in _fortunes_in(path):
-            for sentence in split_sentences(fortune):
-                normalised = normalize_sentence(sentence)
-                if normalised is not None:
-                    seen.setdefault(normalised, None)
-    return tuple(seen)
+    normalised = (normalize_sentence(s) for s in _raw_sentences(fortunes_dir))
+    return tuple(dict.fromkeys(s for s in normalised if s is not None))
+
+
+@functools.lru_cache(maxsize=4)
+def load_clauses(fortunes_dir=str(FORTUNES_DIR)):
+    """Returns the distinct normalised clauses of the English fortunes files.
+
+    Arguments
+    ---------
+    fortunes_dir : str
+        Where Debian installs the fortunes.
+
+    Returns
+    -------
+    tuple of str
+        The clauses (see :func:`split_clauses`) in first-seen order.
+    """
+    clauses = (c for s in _raw_sentences(fortunes_dir) for c in split_clauses(s))
+    return tuple(dict.fromkeys(clauses))
+
+
+def _document_frequencies(sentences):
+    """How many of ``sentences`` hold each word."""
+    return collections.Counter(w for s in sentences for w in set(s.split()))
+
+
+def closed_vocabulary(
+    sentences, size=CLOSED_VOCABULARY_SIZE, min_sentences=MIN_SENTENCES_PER_WORD
+):
+    """Keeps the sentences written with a closed vocabulary of frequent words.
+
+    The vocabulary starts as the ``size`` most frequent words (ties broken
+    alphabetically); sentences with any other word are dropped, then every word in
+    fewer than ``min_sentences`` remaining sentences is removed with its sentences,
+    until none is left to remove.
+
+    Arguments
+    ---------
+    sentences : sequence of str
+        Normalised sentences (words separated by single spaces).
+    size : int
+        The number of most frequent words to start from.
+    min_sentences : int
+        How many kept sentences every kept word must occur in.
+
+    Returns
+    -------
+    vocabulary : frozenset of str
+        The kept words (every word of the kept sentences).
+    kept : tuple of str
+        The kept sentences, in their original order.
+
+    Example
+    -------
+    >>> lines = ["A B C", "A B D", "A C D", "B C D", "A B E"]
+    >>> vocabulary, kept = closed_vocabulary(lines, size=4, min_sentences=2)
+    >>> sorted(vocabulary), kept
+    (['A', 'B', 'C', 'D'], ('A B C', 'A B D', 'A C D', 'B C D'))
+    """
+    counts = collections.Counter(w for s in sentences for w in s.split())
+    ranked = sorted(counts, key=lambda word: (-counts[word], word))
+    vocabulary = set(ranked[:size])
+    kept = [s for s in sentences if set(s.split()) <= vocabulary]
+    while True:
+        frequencies = _document_frequencies(kept)
+        rare = {w for w in vocabulary if frequencies[w] < min_sentences}
+        if not rare:
+            return frozenset(vocabulary), tuple(kept)
+        vocabulary -= rare
+        kept = [s for s in kept if not rare.intersection(s.split())]
+
+
+@functools.lru_cache(maxsize=4)
+def load_closed_sentences(fortunes_dir=str(FORTUNES_DIR)):
+    """Returns the clauses of the fortunes written with the closed vocabulary.
+
+    Arguments
+    ---------
+    fortunes_dir : str
+        Where Debian installs the fortunes.
+
+    Returns
+    -------
+    tuple of str
+        :func:`closed_vocabulary` of :func:`load_clauses`, in first-seen order.
+    """
+    return closed_vocabulary(load_clauses(fortunes_dir))[1]
+
+
+def load_text(domain="closed", fortunes_dir=str(FORTUNES_DIR)):
+    """Returns the sentence list of one text domain.
+
+    Arguments
+    ---------
+    domain : str
+        ``closed`` (:func:`load_closed_sentences`) or ``open``
+        (:func:`load_sentences`).
+    fortunes_dir : str
+        Where Debian installs the fortunes.
+
+    Returns
+    -------
+    tuple of str
+        The distinct sentences.
+    """
+    if domain == "closed":
+        return load_closed_sentences(str(fortunes_dir))
+    if domain == "open":
+        return load_sentences(str(fortunes_dir))
+    valid = ", ".join(TEXT_DOMAINS)
+    raise ValueError(f"unknown text domain {domain!r}; valid: {valid}")
+
+
+def sentences_sha256(sentences):
+    """The SHA-256 of a sentence list (one sentence a line, in order), in hex.
+
+    Example
+    -------
+    >>> sentences_sha256(["A B C"]) == sentences_sha256(("A B C",))
+    True
+    >>> sentences_sha256(["A B C"]) == sentences_sha256(["A B D"])
+    False
+    """
+    text = "".join(f"{sentence}\n" for sentence in sentences)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def coverage_order(sentences):
+    """Orders sentences greedily so that a short prefix holds every word.
+
+    Each next sentence is the one whose still-uncovered words weigh most, a word
+    weighing its number of occurrences in ``sentences`` (so frequent words come
+    first); ties go to the earlier sentence. Once every word is covered, the
+    remaining sentences are not listed.
+
+    Arguments
+    ---------
+    sentences : sequence of str
+        Normalised sentences.
+
+    Returns
+    -------
+    list of int
+        Indices into ``sentences``: the greedy cover, in order.
+
+    Example
+    -------
+    >>> coverage_order(["A B", "C", "A B C D", "D E", "A"])
+    [2, 3]
+    """
+    weights = collections.Counter(w for s in sentences for w in s.split())
+    words = [set(s.split()) for s in sentences]
+    heap = [(-sum(weights[w] for w in ws), i) for i, ws in enumerate(words)]
+    heapq.heapify(heap)
+    covered, order = set(), []
+    while heap:  # lazy greedy: a gain only ever shrinks
+        _, index = heapq.heappop(heap)
+        gain = sum(weights[w] for w in words[index] - covered)
+        if gain == 0:
+            continue
+        if heap and (-gain, index) > heap[0]:
+            heapq.heappush(heap, (-gain, index))
+            continue
+        order.append(index)
+        covered |= words[index]
+    return order

@@ -3,11 +3,12 @@
 A high-resource *source dialect* and low-resource *target dialects* of one language
 (the paper's Tibetan Amdo vs. Khampa / U-Tsang setting), spoken by many synthetic
 speakers (see ``dialects``), degraded with reverberation and noise (``acoustics``),
-reading real sentences (``sentences``).
+reading real English sentences (``sentences``).
 
 Layout (the *generic per-dialect layout*, read by ``generic_layout`` too)::
 
     <root>/corpus.json                              options + stats, written last
+    <root>/stats.md                                 the stats as a Markdown table
     <root>/.synth_options.json                      options of the build (resume)
     <root>/<dialect>/<split>/<spk_id>/<utt_id>.wav  16 kHz mono int16
     <root>/<dialect>/<split>/text                   lines "<utt_id> <TRANSCRIPT>"
@@ -17,6 +18,25 @@ with ``<dialect>`` the eSpeak NG voice (``en-us``), ``<split>`` in train / dev /
 ``<spk_id> = <dialect>_s<NNN>`` and ``<utt_id> = <spk_id>_<NNNNN>``. Splits are disjoint
 by speaker within each dialect and by sentence across the whole corpus: the sentence
 list is cut once into train / dev / test pools that every dialect draws from.
+
+Text (``text_domain``): ``closed`` (the default) reads the closed-vocabulary clauses
+of :func:`~speechbrain_sparse.data.sentences.load_closed_sentences`. Every dialect's
+train split starts with the train pool in greedy coverage order (the same sentences
+for all dialects, :func:`~speechbrain_sparse.data.sentences.coverage_order`), then
+the rest of the pool in its own shuffled order; dev and test only use sentences whose
+words all occur in the first ``n`` sentences of that order, ``n`` being the smallest
+train split of the corpus. So every test word is in every dialect's training text
+(out-of-vocabulary rate 0). With ``tiny``, the 340 sentences of a target's train split
+hold the whole cover (~250 sentences) and that restriction only drops the rare test
+sentence with a word absent from the train pool; with ``micro`` (40 sentences) it
+keeps about a third of the dev and test pools. ``open`` reads every fortune sentence
+(:func:`~speechbrain_sparse.data.sentences.load_sentences`) and draws every split in a
+shuffled order, as generator version 1 did. The SHA-256 of the sentence list is one
+of the options.
+
+Stats: per dialect and split, speakers, utterances, hours, distinct sentences,
+vocabulary size and the token-level out-of-vocabulary rate against that dialect's own
+train text (``oov_percent``), logged, in ``corpus.json`` and in ``stats.md``.
 
 Determinism: every random choice comes from a generator seeded by ``(seed, dialect,
 ...)`` for that speaker or utterance, so the same options give bit-identical wavs,
@@ -39,6 +59,8 @@ Example
 {'dev': 2, 'test': 2, 'train': 16}
 >>> set(pools["train"]) & set(pools["test"])
 set()
+>>> text_stats(["A B C", "A D"], train_texts=["A B C"])["oov_percent"]
+20.0
 """
 
 import logging
@@ -62,30 +84,45 @@ from speechbrain_sparse.data.manifests import (
     write_json_atomic,
     write_text_atomic,
 )
-from speechbrain_sparse.data.sentences import load_sentences
+from speechbrain_sparse.data.sentences import (
+    TEXT_DOMAINS,
+    coverage_order,
+    load_text,
+    sentences_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "dev", "test")
 CORPUS_FILE = "corpus.json"
+STATS_FILE = "stats.md"
+STATS_COLUMNS = (
+    "speakers", "utterances", "hours", "distinct_sentences", "vocabulary",
+    "oov_percent",
+)  # fmt: skip
 BUILD_OPTIONS_FILE = ".synth_options.json"
 DEV_FRACTION = TEST_FRACTION = 0.1
 
-# [speakers, utterances] per role and split. Measured mean utterance lengths (seed 0):
-# en-us 3.1 s, en-gb-scotland 3.7 s, en-029 2.9 s; corpus.json "stats" has each build's.
+# [speakers, utterances] per role and split. Measured mean utterance lengths (seed 0,
+# closed text): 1.6-2.3 s in dev / test, 1.9-2.7 s in train (the targets' train splits
+# start with the long clauses of the coverage order); corpus.json "stats" has each
+# build's.
 PRESETS = {
-    # For CI: ~17 minutes of audio in all; builds in ~8 s on 2 (shared) cores.
+    # For CI: ~14 minutes of audio in all; builds in ~7 s on 2 (shared) cores.
     "micro": {
         "source": {"train": [6, 150], "dev": [2, 20], "test": [2, 20]},
         "target": {"train": [4, 40], "dev": [2, 12], "test": [2, 12]},
     },
-    # The demo: ~2.5 h source train, 16-21 min per target train, ~9-12 min dev/test.
+    # The demo: ~1.5 h source train, 12-16 min per target train, 5-7 min dev / test
+    # per dialect; 2.5 h in all.
     "tiny": {
         "source": {"train": [40, 2900], "dev": [6, 190], "test": [6, 190]},
         "target": {"train": [10, 340], "dev": [4, 190], "test": [4, 190]},
     },
-    # ~13 h source train, 2.5-3.2 h per target train, ~25-30 min dev/test each.
+    # Estimated from tiny's mean lengths: ~8 h source train (the closed pool's 4,200
+    # train sentences, each read ~3.7 times), 1.5-2 h per target train, 15-20 min
+    # dev / test each.
     "small": {
         "source": {"train": [120, 15500], "dev": [10, 500], "test": [10, 500]},
         "target": {"train": [30, 3100], "dev": [8, 500], "test": [8, 500]},
@@ -156,6 +193,144 @@ def partition_sentences(sentences, seed, dev=DEV_FRACTION, test=TEST_FRACTION):
     }
 
 
+def make_options(
+    sentences,
+    preset="micro",
+    seed=0,
+    source="en-us",
+    targets=("en-gb-scotland", "en-029"),
+    sizes=None,
+    text_domain="closed",
+):
+    """Returns the options of a build: what a corpus folder is checked against.
+
+    Arguments
+    ---------
+    sentences : sequence of str
+        The sentence list of ``text_domain`` (its SHA-256 is recorded).
+    preset, seed, source, targets, sizes, text_domain
+        As for :func:`build_corpus`.
+
+    Returns
+    -------
+    dict
+        JSON-ready options.
+
+    Example
+    -------
+    >>> options = make_options(["A B C"], preset="tiny", text_domain="open")
+    >>> options["sizes"]["target"]["train"], options["sentences_sha256"][:8]
+    ([10, 340], '3825b9a0')
+    """
+    if text_domain not in TEXT_DOMAINS:
+        valid = ", ".join(TEXT_DOMAINS)
+        raise ValueError(f"unknown text domain {text_domain!r}; valid: {valid}")
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "preset": preset,
+        "seed": int(seed),
+        "source": source,
+        "targets": list(targets),
+        "sizes": resolve_sizes(preset, sizes),
+        "text_domain": text_domain,
+        "sentences_sha256": sentences_sha256(sentences),
+    }
+
+
+def dialect_roles(options):
+    """``[(dialect, role), ...]``: the source first, then the targets in order."""
+    return [(options["source"], "source")] + [
+        (target, "target") for target in options["targets"]
+    ]
+
+
+def _words(sentences):
+    """The set of words of ``sentences``."""
+    return {word for sentence in sentences for word in sentence.split()}
+
+
+def sentence_pools(options, sentences):
+    """The pools every dialect draws its splits from, and the train pool's head.
+
+    Arguments
+    ---------
+    options : dict
+        The build options (``seed``, ``sizes``, ``text_domain``, dialects).
+    sentences : sequence of str
+        All sentences (partitioned here with :func:`partition_sentences`).
+
+    Returns
+    -------
+    pools : dict
+        ``{split: list of sentences}``; with the ``closed`` domain, dev and test hold
+        only the sentences written with the words of the shared head.
+    head : list of int
+        Indices into ``pools["train"]`` every dialect's train split starts with: the
+        coverage order (``closed``), or nothing (``open``).
+    """
+    pools = partition_sentences(sentences, options["seed"])
+    if options["text_domain"] == "open":
+        return pools, []
+    head = coverage_order(pools["train"])
+    sizes = options["sizes"]
+    shortest = min(sizes[role]["train"][1] for _, role in dialect_roles(options))
+    vocabulary = _words(pools["train"][i] for i in head[:shortest])
+    for split in ("dev", "test"):
+        covered = [s for s in pools[split] if set(s.split()) <= vocabulary]
+        if covered:
+            pools[split] = covered
+        else:
+            logger.warning("No %s sentence uses only trained words: using all", split)
+    return pools, head
+
+
+def _draw(pool, count, rng_key, head=()):
+    """``count`` sentences of ``pool``: ``head``, then a seeded shuffle; cycled."""
+    order = np.random.default_rng(rng_key).permutation(len(pool))
+    if head:
+        first = set(head)
+        order = [*head, *(i for i in order if i not in first)]
+    return [pool[order[index % len(order)]] for index in range(count)]
+
+
+def assign_sentences(options, sentences):
+    """The transcript of every utterance, by ``(dialect, split)``; text only.
+
+    Arguments
+    ---------
+    options : dict
+        The build options (see :func:`make_options`).
+    sentences : sequence of str
+        All sentences.
+
+    Returns
+    -------
+    dict
+        ``{(dialect, split): [sentence, ...]}``, one sentence per utterance.
+
+    Example
+    -------
+    >>> lines = [f"WORD{i % 7} AND WORD{i % 5}" for i in range(40)]
+    >>> options = make_options(lines, sizes={
+    ...     "source": {"train": [1, 8], "dev": [1, 2], "test": [1, 2]},
+    ...     "target": {"train": [1, 4], "dev": [1, 2], "test": [1, 2]}})
+    >>> texts = assign_sentences(options, lines)
+    >>> len(texts[("en-029", "train")]), text_stats(
+    ...     texts[("en-029", "test")], texts[("en-029", "train")])["oov_percent"]
+    (4, 0.0)
+    """
+    seed = options["seed"]
+    pools, head = sentence_pools(options, sentences)
+    texts = {}
+    for dialect, role in dialect_roles(options):
+        for split_index, split in enumerate(SPLITS):
+            rng_key = [seed, stable_id(dialect), 2, split_index]
+            count = options["sizes"][role][split][1]
+            first = head if split == "train" else ()
+            texts[(dialect, split)] = _draw(pools[split], count, rng_key, first)
+    return texts
+
+
 def plan_corpus(root, options, sentences):
     """Lists every utterance to synthesise, grouped by ``(dialect, split)``.
 
@@ -164,7 +339,7 @@ def plan_corpus(root, options, sentences):
     root : Path
         The corpus root.
     options : dict
-        The build options (``seed``, ``source``, ``targets``, ``sizes``).
+        The build options (see :func:`make_options`).
     sentences : sequence of str
         All sentences (partitioned here).
 
@@ -174,34 +349,75 @@ def plan_corpus(root, options, sentences):
         ``{(dialect, split): [job, ...]}``; a job is a tuple ``(wav_path, text,
         speaker, rng_key)`` for :func:`synthesize_utterance`.
     """
-    seed, pools = options["seed"], partition_sentences(sentences, options["seed"])
+    seed, texts = options["seed"], assign_sentences(options, sentences)
     installed = voices.list_variants()
     plan = {}
-    roles = [(options["source"], "source")]
-    roles += [(target, "target") for target in options["targets"]]
-    for dialect, role in roles:
+    for dialect, role in dialect_roles(options):
         sizes = options["sizes"][role]
         speakers = make_speakers(
             dialect, sum(sizes[s][0] for s in SPLITS), seed, installed
         )
         first_speaker = 0
         for split_index, split in enumerate(SPLITS):
-            n_speakers, n_utterances = sizes[split]
+            n_speakers = sizes[split][0]
             split_speakers = speakers[first_speaker : first_speaker + n_speakers]
             first_speaker += n_speakers
-            pool = pools[split]
-            order = np.random.default_rng(
-                [seed, stable_id(dialect), 2, split_index]
-            ).permutation(len(pool))
             jobs = []
-            for index in range(n_utterances):
+            for index, text in enumerate(texts[(dialect, split)]):
                 speaker = split_speakers[index % n_speakers]
                 utt_id = f"{speaker.spk_id}_{index:05d}"
                 wav = root / dialect / split / speaker.spk_id / f"{utt_id}.wav"
                 rng_key = (seed, stable_id(dialect), 3, split_index, index)
-                jobs.append((wav, pool[order[index % len(pool)]], speaker, rng_key))
+                jobs.append((wav, text, speaker, rng_key))
             plan[(dialect, split)] = jobs
     return plan
+
+
+def text_stats(texts, train_texts):
+    """Utterances, distinct sentences, vocabulary and OOV rate of one split's text.
+
+    Arguments
+    ---------
+    texts : sequence of str
+        The split's transcripts, one per utterance.
+    train_texts : sequence of str
+        The same dialect's train transcripts.
+
+    Returns
+    -------
+    dict
+        ``utterances``, ``distinct_sentences``, ``vocabulary`` (distinct words) and
+        ``oov_percent``: the share of word tokens absent from ``train_texts``.
+    """
+    train_words = _words(train_texts)
+    tokens = [word for text in texts for word in text.split()]
+    unseen = sum(word not in train_words for word in tokens)
+    return {
+        "utterances": len(texts),
+        "distinct_sentences": len(set(texts)),
+        "vocabulary": len(set(tokens)),
+        "oov_percent": round(100 * unseen / len(tokens), 2) if tokens else 0.0,
+    }
+
+
+def plan_text_stats(texts):
+    """:func:`text_stats` of every split, from :func:`assign_sentences` (no audio).
+
+    Arguments
+    ---------
+    texts : dict
+        ``{(dialect, split): [sentence, ...]}`` with every dialect's train split.
+
+    Returns
+    -------
+    dict
+        ``{dialect: {split: stats}}``.
+    """
+    stats = {}
+    for (dialect, split), group in texts.items():
+        train = texts[(dialect, "train")]
+        stats.setdefault(dialect, {})[split] = text_stats(group, train)
+    return stats
 
 
 def synthesize_utterance(job):
@@ -254,14 +470,25 @@ def _run_jobs(jobs, num_workers):
     progress.close()
 
 
+def _difference(key, recorded, asked):
+    """One option that differs, as ``key=<there> there, <asked> asked``."""
+    if key == "sentences_sha256":
+        there = f"{recorded[:12]}..." if recorded else "none"
+        return (
+            f"{key}={there} there, {asked[:12]}... asked: built from another sentence "
+            "list (other fortunes files, text domain or generator)"
+        )
+    return f"{key}={recorded!r} there, {asked!r} asked"
+
+
 def _claim_folder(root, options):
     """Checks ``root`` holds nothing or a build of the same options; records them."""
     recorded = read_json(root / BUILD_OPTIONS_FILE) or read_json(root / CORPUS_FILE)
     if recorded is not None:
         recorded = recorded.get("options", recorded)
         if recorded != options:
-            differences = ", ".join(
-                f"{key}={recorded.get(key)!r} there, {options[key]!r} asked"
+            differences = "; ".join(
+                _difference(key, recorded.get(key), options[key])
                 for key in options
                 if recorded.get(key) != options[key]
             )
@@ -277,15 +504,86 @@ def _claim_folder(root, options):
         stale.unlink()
 
 
-def _split_stats(rows):
-    """Speakers, utterances and hours of one split's manifest rows."""
+def _split_stats(rows, train_rows):
+    """Speakers, hours and :func:`text_stats` of one split's manifest rows."""
     seconds = sum(row["duration"] for row in rows)
+    texts = [row["wrd"] for row in rows]
     return {
         "speakers": len({row["spk_id"] for row in rows}),
-        "utterances": len(rows),
         "hours": round(seconds / 3600, 4),
         "mean_duration_s": round(seconds / len(rows), 3) if rows else 0.0,
+        **text_stats(texts, [row["wrd"] for row in train_rows]),
     }
+
+
+def stats_table(stats, dialects=None):
+    """The per-dialect, per-split stats as the lines of a Markdown table.
+
+    Arguments
+    ---------
+    stats : dict
+        ``{dialect: {split: {column: value}}}`` (``corpus.json`` "stats").
+    dialects : sequence of str, optional
+        The order of the dialects (default: that of ``stats``); splits come in
+        :data:`SPLITS` order.
+
+    Returns
+    -------
+    list of str
+        A header, a rule and one line per dialect and split.
+
+    Example
+    -------
+    >>> row = dict(speakers=2, utterances=4, hours=0.01, distinct_sentences=3,
+    ...            vocabulary=9, oov_percent=0.0)
+    >>> print("\\n".join(stats_table({"en-us": {"test": row}})))
+    | dialect | split | speakers | utterances | hours | distinct_sentences | vocabulary | oov_percent |
+    |---|---|---|---|---|---|---|---|
+    | en-us | test | 2 | 4 | 0.01 | 3 | 9 | 0.0 |
+    """  # noqa: E501
+    lines = [
+        "| " + " | ".join(("dialect", "split", *STATS_COLUMNS)) + " |",
+        "|" + "---|" * (len(STATS_COLUMNS) + 2),
+    ]
+    for dialect in dialects or stats:
+        for split in (s for s in SPLITS if s in stats[dialect]):
+            row = stats[dialect][split]
+            cells = [dialect, split, *(str(row[c]) for c in STATS_COLUMNS)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def corpus_stats_table(root):
+    """:func:`stats_table` of a finished corpus, dialects in their options' order."""
+    corpus = read_json(Path(root) / CORPUS_FILE)
+    if corpus is None:
+        raise FileNotFoundError(f"no finished corpus in {root} (no {CORPUS_FILE})")
+    options = corpus["options"]
+    return stats_table(corpus["stats"], [options["source"], *options["targets"]])
+
+
+def _log_stats(lines):
+    """Logs the stats table, one line per dialect and split."""
+    for line in lines:
+        logger.info("%s", line)
+
+
+def _write_manifests(root, plan):
+    """Writes every split's ``text`` and CSV; returns the per-split stats."""
+    rows = {}
+    for (dialect, split), group in plan.items():
+        split_dir = root / dialect / split
+        split_dir.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{job[0].stem} {job[1]}\n" for job in group)
+        write_text_atomic(split_dir / "text", lines)
+        rows[(dialect, split)] = split_manifest_rows(split_dir, dialect)
+        csv_path = root / dialect / f"{split}.csv"
+        write_csv_atomic(csv_path, rows[(dialect, split)], MANIFEST_FIELDS)
+    stats = {}
+    for (dialect, split), split_rows in rows.items():
+        train_rows = rows[(dialect, "train")]
+        stats.setdefault(dialect, {})[split] = _split_stats(split_rows, train_rows)
+    return stats
 
 
 def build_corpus(
@@ -296,6 +594,7 @@ def build_corpus(
     targets=("en-gb-scotland", "en-029"),
     num_workers=2,
     sizes=None,
+    text_domain="closed",
 ):
     """Builds (or reuses, or resumes) the synthetic multi-dialect corpus.
 
@@ -315,6 +614,8 @@ def build_corpus(
         Worker processes (``None``: all cores). Does not change the output.
     sizes : dict, optional
         ``{role: {split: [speakers, utterances]}}`` overriding the preset's sizes.
+    text_domain : str
+        ``closed`` (closed-vocabulary clauses) or ``open`` (every fortune sentence).
 
     Returns
     -------
@@ -324,22 +625,18 @@ def build_corpus(
     dialects = [voices.validate_voice(v) for v in [source, *targets]]
     if len(set(dialects)) != len(dialects):
         raise ValueError(f"source and targets must be distinct voices: {dialects}")
-    options = {
-        "generator_version": GENERATOR_VERSION,
-        "preset": preset,
-        "seed": int(seed),
-        "source": source,
-        "targets": list(targets),
-        "sizes": resolve_sizes(preset, sizes),
-    }
+    sentences = load_text(text_domain)
+    options = make_options(
+        sentences, preset, seed, source, targets, sizes, text_domain
+    )
     root = Path(out_dir).resolve()
     corpus = read_json(root / CORPUS_FILE)
     if corpus is not None and corpus.get("options") == options:
         logger.info("Reusing the finished corpus in %s", root)
+        _log_stats(corpus_stats_table(root))
         return root
     _claim_folder(root, options)
     start = time.time()
-    sentences = load_sentences()
     plan = plan_corpus(root, options, sentences)
     jobs = [job for group in plan.values() for job in group if not job[0].exists()]
     total = sum(len(group) for group in plan.values())
@@ -348,30 +645,28 @@ def build_corpus(
         len(jobs), total, root, num_workers,
     )
     _run_jobs(jobs, num_workers or os.cpu_count() or 1)
-    stats = {}
-    for (dialect, split), group in plan.items():
-        split_dir = root / dialect / split
-        split_dir.mkdir(parents=True, exist_ok=True)
-        lines = "".join(f"{job[0].stem} {job[1]}\n" for job in group)
-        write_text_atomic(split_dir / "text", lines)
-        rows = split_manifest_rows(split_dir, dialect)
-        write_csv_atomic(root / dialect / f"{split}.csv", rows, MANIFEST_FIELDS)
-        stats.setdefault(dialect, {})[split] = _split_stats(rows)
+    stats = _write_manifests(root, plan)
     hours = sum(s["hours"] for d in stats.values() for s in d.values())
+    pools, head = sentence_pools(options, sentences)
     corpus = {
         "options": options,
         "layout": "<dialect>/<split>/<spk_id>/<utt_id>.wav, <split>/text, <split>.csv",
         "sample_rate": SAMPLE_RATE,
         "sentences": {
+            "text_domain": text_domain,
             "total": len(sentences),
-            **{split: len(pool) for split, pool in partition_sentences(
-                sentences, options["seed"]).items()},
+            "vocabulary": len(_words(sentences)),
+            "coverage_head": len(head),
+            **{split: len(pool) for split, pool in pools.items()},
         },
         "espeak": voices.espeak_version(),
         "stats": stats,
         "total_hours": round(hours, 4),
     }
+    table = stats_table(stats)
+    write_text_atomic(root / STATS_FILE, "\n".join(table) + "\n")
     write_json_atomic(root / CORPUS_FILE, corpus)
+    _log_stats(table)
     wall = time.time() - start
     logger.info(
         "Corpus ready in %s: %.3f h of audio in %.1f s (%.0fx real time)",

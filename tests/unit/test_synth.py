@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from speechbrain_sparse import cli
-from speechbrain_sparse.data import sentences, voices
+from speechbrain_sparse.data import sentences, synth, voices
 from speechbrain_sparse.data.synth import SPLITS, build_corpus, resolve_sizes
 
 pytestmark = pytest.mark.skipif(
@@ -134,6 +134,30 @@ def test_second_call_reuses_without_rewriting(corpus):
 def test_other_options_in_same_folder_are_refused(corpus):
     with pytest.raises(ValueError, match="seed=7 there, 9 asked"):
         build(corpus, seed=9)
+
+
+def test_folder_built_from_another_sentence_list_is_refused(corpus, monkeypatch):
+    recorded = json.loads((corpus / "corpus.json").read_text())["options"]
+    assert recorded["text_domain"] == "closed"
+    assert recorded["sentences_sha256"] == sentences.sentences_sha256(
+        sentences.load_text("closed")
+    )
+    changed = sentences.load_text("closed")[1:]  # e.g. another fortunes release
+    monkeypatch.setattr(synth, "load_text", lambda domain: changed)
+    message = r"sentences_sha256=\w{12}\.\.\. there, \w{12}\.\.\. asked: built from"
+    with pytest.raises(ValueError, match=message):
+        build(corpus)
+
+
+def test_open_text_is_an_option_recorded_with_its_checksum(corpus, tmp_path):
+    with pytest.raises(ValueError, match="text_domain='closed' there, 'open' asked"):
+        build(corpus, text_domain="open")
+    root = build(tmp_path / "open", text_domain="open")
+    options = json.loads((root / "corpus.json").read_text())["options"]
+    assert options["text_domain"] == "open"
+    assert options["sentences_sha256"] == sentences.sentences_sha256(
+        sentences.load_sentences()
+    )
 
 
 def test_foreign_non_empty_folder_is_refused(tmp_path):
