@@ -21,9 +21,53 @@ import os
 
 import speechbrain as sb
 
+from speechbrain_sparse.data.features import batch_features
+from speechbrain_sparse.data.manifests import write_csv_atomic
 from speechbrain_sparse.metrics import tibetan_syllables
 
 logger = logging.getLogger(__name__)
+
+
+def utterance_errors(metrics):
+    """Per-utterance edit counts of several ``ErrorRateStats``, one row per ID.
+
+    Arguments
+    ---------
+    metrics : dict
+        Metric name (``wer``, ``cer``, ``ser``) -> ``ErrorRateStats`` that saw
+        the same utterances.
+
+    Returns
+    -------
+    list of dict
+        ``{"ID", "<name>_errors", "<name>_tokens", ...}`` in the order seen:
+        what a paired bootstrap over test utterances resamples.
+
+    Example
+    -------
+    >>> from speechbrain.utils.metric_stats import ErrorRateStats
+    >>> wer = ErrorRateStats()
+    >>> wer.append(["u1", "u2"], [["A", "B"], ["C"]], [["A", "X"], ["C", "D"]])
+    >>> utterance_errors({"wer": wer})[1]
+    {'ID': 'u2', 'wer_errors': 1, 'wer_tokens': 2}
+    """
+    rows = {}
+    for name, metric in metrics.items():
+        for score in metric.scores:
+            row = rows.setdefault(score["key"], {"ID": score["key"]})
+            row[f"{name}_errors"] = int(score["num_edits"])
+            row[f"{name}_tokens"] = int(score["num_ref_tokens"])
+    return list(rows.values())
+
+
+def write_utterance_errors(path, metrics):
+    """Writes :func:`utterance_errors` as a CSV (atomically; main process only)."""
+    rows = utterance_errors(metrics)
+    if not rows or not sb.utils.distributed.if_main_process():
+        return
+    fields = ["ID"] + [f"{name}_{kind}" for name in metrics
+                       for kind in ("errors", "tokens")]
+    write_csv_atomic(path, rows, fields)
 
 
 class ASRBrain(sb.Brain):
@@ -88,10 +132,8 @@ class TransformerASRBrain(ASRBrain):
     def compute_forward(self, batch, stage):
         """Features -> CNN -> Transformer -> CTC and decoder log-probabilities."""
         batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
         tokens_bos, _ = batch.tokens_bos
-
-        feats = self.hparams.compute_features(wavs)
+        feats, wav_lens = batch_features(batch, self.hparams.compute_features)
         feats = self.modules.normalize(
             feats, wav_lens, epoch=self.hparams.epoch_counter.current
         )
@@ -207,8 +249,14 @@ class TransformerASRBrain(ASRBrain):
                 test_stats=stats,
             )
             self.test_results[self.test_name] = stats
+            metrics = {"wer": self.wer_metric, "cer": self.cer_metric}
+            if self.ser_metric is not None:
+                metrics["ser"] = self.ser_metric
+            folder = self.hparams.output_folder
+            write_utterance_errors(
+                os.path.join(folder, f"utterances_{self.test_name}.csv"), metrics
+            )
             if sb.utils.distributed.if_main_process():
-                folder = self.hparams.output_folder
                 with open(os.path.join(folder, f"wer_{self.test_name}.txt"), "w") as w:
                     self.wer_metric.write_stats(w)
                 if self.ser_metric is not None:

@@ -34,7 +34,7 @@ import speechbrain as sb
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_sparse.asr.ctc_characters import CharacterCTCTokenizer
-from speechbrain_sparse.asr.data import build_datasets
+from speechbrain_sparse.asr.data import build_datasets, train_loader_options
 from speechbrain_sparse.asr.experiment import flatten_included
 from speechbrain_sparse.asr.hf_ctc_brain import (
     HuggingFaceCTCBrain,
@@ -159,7 +159,7 @@ def run_ctc_experiment(hparams, run_opts):
                                   family=pretrained.family)
     else:
         brain.fit(counter, train_set, valid_set,
-                  train_loader_kwargs=hparams["train_dataloader_opts"],
+                  train_loader_kwargs=train_loader_options(hparams, train_set),
                   valid_loader_kwargs=hparams["valid_dataloader_opts"])
     results = brain.evaluate_sets(
         test_sets, hparams["test_dataloader_opts"],

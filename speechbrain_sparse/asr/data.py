@@ -24,6 +24,8 @@ import soundfile
 import speechbrain as sb
 import torch
 
+from speechbrain_sparse.data.features import FeatureCache
+
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav", "spk_id", "wrd")
@@ -112,8 +114,11 @@ def read_audio_checked(wav_path):
         raise ManifestError(f"cannot read audio {wav_path}: {error}") from error
 
 
-def build_dataset(csv_path, tokenizer, hparams, sort=None):
-    """Builds one ``DynamicItemDataset`` with audio and token pipelines.
+SORTINGS = ("ascending", "descending", "random", "bucketed")
+
+
+def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):
+    """Builds one ``DynamicItemDataset`` with audio (or feature) and token pipelines.
 
     Arguments
     ---------
@@ -127,6 +132,9 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
         ``max_duration`` (optional) drops longer utterances.
     sort : str or None
         ``"ascending"``, ``"descending"`` or None (keep manifest order).
+    feature_cache : speechbrain_sparse.data.features.FeatureCache, optional
+        When given, items carry the cached ``feats`` instead of the waveform
+        ``sig`` (see :func:`speechbrain_sparse.data.features.batch_features`).
 
     Returns
     -------
@@ -135,7 +143,7 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=str(csv_path))
     if sort or hparams.get("max_duration"):
         dataset = dataset.filtered_sorted(
-            sort_key="duration",
+            sort_key="duration" if sort else None,
             reverse=sort == "descending",
             key_max_value={"duration": hparams.get("max_duration", float("inf"))},
         )
@@ -144,6 +152,11 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
         return read_audio_checked(wav)
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("feats")
+    def feature_pipeline(utt_id):
+        return feature_cache[utt_id]
 
     @sb.utils.data_pipeline.takes("wrd")
     @sb.utils.data_pipeline.provides(
@@ -163,17 +176,71 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None):
         yield wrd
         yield torch.LongTensor(tokenizer.encode_as_ids(wrd))
 
-    dataset.add_dynamic_item(audio_pipeline)
+    if feature_cache is None:
+        dataset.add_dynamic_item(audio_pipeline)
+        signal_key = "sig"
+    else:
+        dataset.add_dynamic_item(feature_pipeline)
+        signal_key = "feats"
     if hparams.get("bos_index") is None:  # CTC only: no decoder input or target
         dataset.add_dynamic_item(ctc_text_pipeline)
-        dataset.set_output_keys(["id", "sig", "wrd", "tokens"])
+        dataset.set_output_keys(["id", signal_key, "wrd", "tokens"])
         return dataset
     dataset.add_dynamic_item(text_pipeline)
-    dataset.set_output_keys(["id", "sig", "wrd", "tokens_bos", "tokens_eos", "tokens"])
+    dataset.set_output_keys(
+        ["id", signal_key, "wrd", "tokens_bos", "tokens_eos", "tokens"]
+    )
     return dataset
 
 
-def build_datasets(hparams, tokenizer):
+def train_loader_options(hparams, train_set):
+    """The training DataLoader options for the recipe's ``sorting``.
+
+    ``ascending`` / ``descending``: the dataset is already sorted and batches
+    keep that order every epoch. ``random``: a new random order every epoch
+    (SpeechBrain's ``ReproducibleRandomSampler``, seeded by ``seed``).
+    ``bucketed``: SpeechBrain's ``DynamicBatchSampler``: utterances of similar
+    duration share a batch of at most ``max_batch_duration`` seconds of audio
+    (``num_buckets`` length buckets), batches in a new random order every epoch;
+    little padding and few distinct tensor shapes.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``sorting``, ``train_dataloader_opts``, ``seed``; for ``bucketed`` also
+        ``max_batch_duration`` and ``num_buckets``.
+    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+        The training set (built by :func:`build_datasets`).
+
+    Returns
+    -------
+    dict
+        DataLoader keyword arguments for ``Brain.fit``.
+    """
+    options = dict(hparams["train_dataloader_opts"])
+    sorting = hparams.get("sorting", "ascending")
+    seed = int(hparams.get("seed", 0))
+    if sorting == "random":
+        options["sampler"] = sb.dataio.sampler.ReproducibleRandomSampler(
+            train_set, seed=seed
+        )
+        options.pop("shuffle", None)
+    elif sorting == "bucketed":
+        options.pop("batch_size", None)
+        options.pop("shuffle", None)
+        options["batch_sampler"] = sb.dataio.sampler.DynamicBatchSampler(
+            train_set,
+            max_batch_length=float(hparams["max_batch_duration"]),
+            num_buckets=int(hparams.get("num_buckets", 10)),
+            length_func=lambda item: float(item["duration"]),
+            shuffle=True,
+            batch_ordering="random",
+            seed=seed,
+        )
+    return options
+
+
+def build_datasets(hparams, tokenizer, compute_features=None):
     """Checks the recipe's manifests and builds train, valid and test datasets.
 
     Arguments
@@ -181,32 +248,57 @@ def build_datasets(hparams, tokenizer):
     hparams : dict
         ``train_csv``, ``valid_csv`` and ``test_csvs`` (a mapping from a test
         set's name to its manifest), plus what :func:`build_dataset` needs.
-        ``sorting`` (``ascending``/``descending``/``random``) orders training.
+        ``sorting`` (one of :data:`SORTINGS`) orders training (see
+        :func:`train_loader_options`). ``feature_cache_folder`` (optional):
+        compute each manifest's features once with ``compute_features`` and
+        read them from there (:class:`~speechbrain_sparse.data.features.FeatureCache`).
     tokenizer : sentencepiece.SentencePieceProcessor
         Turns words into token ids.
+    compute_features : callable, optional
+        The feature extractor; needed with ``feature_cache_folder``.
 
     Returns
     -------
     tuple
         ``(train, valid, tests)`` where ``tests`` maps names to datasets.
     """
-    for path in [
-        hparams["train_csv"],
-        hparams["valid_csv"],
-        *hparams["test_csvs"].values(),
-    ]:
+    manifests = [hparams["train_csv"], hparams["valid_csv"],
+                 *hparams["test_csvs"].values()]
+    for path in manifests:
         count = check_manifest(path)
         logger.info("manifest %s: %d utterances", path, count)
     sorting = hparams.get("sorting", "ascending")
+    if sorting not in SORTINGS:
+        raise ValueError(f"sorting: {sorting!r} is not one of {', '.join(SORTINGS)}")
+    caches = _feature_caches(hparams, manifests, compute_features)
     train = build_dataset(
         hparams["train_csv"],
         tokenizer,
         hparams,
-        sort=None if sorting == "random" else sorting,
+        sort=sorting if sorting in ("ascending", "descending") else None,
+        feature_cache=caches.get(str(hparams["train_csv"])),
     )
-    valid = build_dataset(hparams["valid_csv"], tokenizer, hparams, sort="descending")
-    tests = {
-        name: build_dataset(path, tokenizer, hparams, sort="descending")
-        for name, path in hparams["test_csvs"].items()
-    }
+
+    def evaluation_set(path):
+        return build_dataset(path, tokenizer, hparams, sort="descending",
+                             feature_cache=caches.get(str(path)))
+
+    valid = evaluation_set(hparams["valid_csv"])
+    tests = {name: evaluation_set(path) for name, path in hparams["test_csvs"].items()}
     return train, valid, tests
+
+
+def _feature_caches(hparams, manifests, compute_features):
+    """Manifest path -> FeatureCache, built on the main process first (DDP)."""
+    folder = hparams.get("feature_cache_folder")
+    if not folder:
+        return {}
+    if compute_features is None:
+        raise ValueError("feature_cache_folder needs the recipe's compute_features")
+    def build():
+        for path in manifests:
+            FeatureCache(path, compute_features, folder)
+
+    sb.utils.distributed.run_on_main(build)
+    return {str(path): FeatureCache(path, compute_features, folder, progress=False)
+            for path in manifests}

@@ -29,8 +29,9 @@ import speechbrain as sb
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_sparse.allocator import keep_freed_memory
 from speechbrain_sparse.asr.brain import TransformerASRBrain
-from speechbrain_sparse.asr.data import build_datasets
+from speechbrain_sparse.asr.data import build_datasets, train_loader_options
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
 from speechbrain_sparse.asr.sparse_finetuning import (
@@ -114,8 +115,11 @@ def run_asr_experiment(hparams, run_opts):
         ``<output_folder>/results.json``.
     """
     hparams = flatten_included(hparams)
+    keep_freed_memory()
     tokenizer, tokenizer_file = prepare_tokenizer(hparams)
-    train_set, valid_set, test_sets = build_datasets(hparams, tokenizer)
+    train_set, valid_set, test_sets = build_datasets(
+        hparams, tokenizer, hparams.get("compute_features")
+    )
 
     if hparams.get("adapter_projection_size"):
         insert_adapters(hparams)
@@ -140,7 +144,7 @@ def run_asr_experiment(hparams, run_opts):
             brain.hparams.epoch_counter,
             train_set,
             valid_set,
-            train_loader_kwargs=hparams["train_dataloader_opts"],
+            train_loader_kwargs=train_loader_options(hparams, train_set),
             valid_loader_kwargs=hparams["valid_dataloader_opts"],
         )
     results = brain.evaluate_sets(

@@ -22,7 +22,7 @@ import os
 import speechbrain as sb
 import torch
 
-from speechbrain_sparse.asr.brain import ASRBrain
+from speechbrain_sparse.asr.brain import ASRBrain, write_utterance_errors
 from speechbrain_sparse.training import MaskedTrainingMixin
 
 
@@ -83,6 +83,10 @@ class HuggingFaceCTCBrain(ASRBrain):
                             "checkpoint epoch": self.hparams.epoch_counter.current},
                 test_stats=stats)
             self.test_results[self.test_name] = stats
+            write_utterance_errors(
+                os.path.join(self.hparams.output_folder,
+                             f"utterances_{self.test_name}.csv"),
+                {"wer": self.wer_metric, "cer": self.cer_metric})
             if sb.utils.distributed.if_main_process():
                 path = os.path.join(self.hparams.output_folder,
                                     f"wer_{self.test_name}.txt")

@@ -46,6 +46,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 
+from speechbrain_sparse.asr.data import train_loader_options
 from speechbrain_sparse.masks import Coverage, ParameterMask
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
 from speechbrain_sparse.pruning.model_families import TransformerASRFamily
@@ -255,7 +256,7 @@ def prune_and_finetune(brain, hparams, train_set, valid_set, family=None):
         brain.attach_mask(mask, mode="prune", module=model)
         counter.limit = epochs * (index + 1)
         brain.fit(counter, train_subset, valid_set,
-                  train_loader_kwargs=hparams["train_dataloader_opts"],
+                  train_loader_kwargs=train_loader_options(hparams, train_subset),
                   valid_loader_kwargs=hparams["valid_dataloader_opts"])
     if sb.utils.distributed.if_main_process():
         mask.save(output / "mask.pt")

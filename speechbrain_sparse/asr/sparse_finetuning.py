@@ -24,6 +24,7 @@ import speechbrain as sb
 
 from speechbrain_sparse.adapters import add_adapters
 from speechbrain_sparse.asr.brain import TransformerASRBrain
+from speechbrain_sparse.asr.data import train_loader_options
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.training import MaskedTrainingMixin
 
@@ -87,7 +88,7 @@ def select_and_attach_mask(brain, hparams, train_set):
         logger.info("reusing the mask of this run: %s", mask_file)
     else:
         loader = brain.make_dataloader(
-            train_set, sb.Stage.TRAIN, **hparams["train_dataloader_opts"]
+            train_set, sb.Stage.TRAIN, **train_loader_options(hparams, train_set)
         )
         mask = hparams["mask_strategy"].select(model=model, brain=brain, data=loader)
         if sb.utils.distributed.if_main_process():

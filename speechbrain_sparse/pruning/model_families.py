@@ -50,6 +50,7 @@ import contextlib
 
 import torch
 
+from speechbrain_sparse.data.features import batch_features
 from speechbrain_sparse.pruning.prunable import (
     Block,
     InputStream,
@@ -203,8 +204,7 @@ class TransformerASRFamily(ModelFamily):
         return [model] + [m for m in extra if isinstance(m, torch.nn.Module)]
 
     def forward(self, model, batch):
-        wavs, wav_lens = batch.sig
-        feats = self.compute_features(wavs)
+        feats, wav_lens = batch_features(batch, self.compute_features)
         if self.normalize is not None:
             feats = self.normalize(feats, wav_lens)
         tokens = batch.tokens_bos.data if hasattr(batch, "tokens_bos") else None
