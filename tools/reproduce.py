@@ -10,11 +10,19 @@ under ``<out>/report/``. Finished runs are reused, interrupted ones resume,
 a failed run is reported and the others go on (see
 :mod:`speechbrain_sparse.reproduction.runner`).
 
+``--seeds N`` trains the methods of ``--seed-methods`` (vanilla and diff, the
+rows the main claim rests on) again with the seeds 2..N (runs
+``<label>_s<k>``; a diff run of seed k takes its mask from the vanilla run of
+seed k); their table cells become mean ± std over the seeds and the claims
+average them per utterance (:mod:`speechbrain_sparse.reproduction.claims`).
+A preset may set a default (the tiny preset of ``make demo``: 3).
+
 Usage::
 
     python tools/reproduce.py --preset tiny                  # what `make demo` runs
     python tools/reproduce.py --preset small                 # hours; small + large
     python tools/reproduce.py --preset micro --methods vanilla diff --targets en-029
+    python tools/reproduce.py --preset tiny --seeds 5 --seed-methods vanilla diff topk
     python tools/reproduce.py --recipe tibetan --preset paper \\
         --set xbmu_folder=/data/xbmu_amdo31 --set dialects_folder=/data/tibetan
     python tools/reproduce.py --preset small --device cuda:0 --workers 1
@@ -38,6 +46,8 @@ from speechbrain_sparse.reproduction.plan import (  # noqa: E402
     DEFAULT_DENSITY,
     FIG3_FRACTIONS,
     METHODS,
+    SEED_METHODS,
+    SEEDABLE,
     build_matrix,
 )
 from speechbrain_sparse.reproduction.report import relative, write_report  # noqa: E402
@@ -63,8 +73,9 @@ RECIPES = {
     },
 }
 
-# Per recipe and preset: model sizes, Fig. 3 fractions and the top-level YAML
-# keys every pretraining / fine-tuning run gets (on top of the YAML defaults).
+# Per recipe and preset: model sizes, Fig. 3 fractions, seed runs of the seed
+# methods (default 1) and the top-level YAML keys every pretraining /
+# fine-tuning run gets (on top of the YAML defaults).
 PRESETS = {
     ("synthetic", "micro"): {  # CI: minutes; numbers mean nothing
         "sizes": ["tiny"],
@@ -78,6 +89,7 @@ PRESETS = {
     ("synthetic", "tiny"): {  # make demo: <= 30 minutes on 2 CPU cores
         "sizes": ["tiny"],
         "fractions": [0.1, 0.2, 0.3, 0.5, 1.0],
+        "seeds": 3,  # vanilla and diff: 8 runs more than one seed (~4-5 min)
         "common": {"corpus_preset": "tiny", "test_beam_size": 1,
                    "valid_search_every": 0},
         "pretrain": {"number_of_epochs": 6, "n_warmup_steps": 300,
@@ -131,6 +143,13 @@ def parse_arguments(argv):
                         help=f"subset of: {' '.join(METHODS)}")
     parser.add_argument("--fractions", nargs="+", type=float,
                         help="Fig. 3 trainable fractions (default: preset's)")
+    parser.add_argument("--seeds", type=int,
+                        help="seed runs of each --seed-methods method (default: "
+                             "preset's, else 1); tables show mean ± std over them")
+    parser.add_argument("--seed-methods", nargs="+", default=list(SEED_METHODS),
+                        choices=SEEDABLE, metavar="METHOD",
+                        help=f"methods run with every seed (default: "
+                             f"{' '.join(SEED_METHODS)}; of {' '.join(SEEDABLE)})")
     parser.add_argument("--density", type=float, default=DEFAULT_DENSITY,
                         help="trainable fraction of diff/fisher/topk/random")
     parser.add_argument("--metric", choices=["WER", "CER", "SER"],
@@ -154,6 +173,13 @@ def parse_arguments(argv):
             parser.error(f"--fractions: {value} is not in (0, 1]")
     if not 0 < args.density <= 1:
         parser.error(f"--density: {args.density} is not in (0, 1]")
+    if args.seeds is None:
+        args.seeds = PRESETS[(args.recipe, args.preset)].get("seeds", 1)
+    if args.seeds < 1:
+        parser.error(f"--seeds: {args.seeds} is not at least 1")
+    if args.seeds > 1 and any(item.split("=", 1)[0] == "seed" for item in args.set):
+        parser.error("--set seed=... would give every seed run the same seed; "
+                     "use --seeds 1 with it")
     return args
 
 
@@ -175,7 +201,7 @@ def main(argv=None):
         return str(out / name)
 
     runs = build_matrix(sizes, source, targets, args.methods, fractions, args.density,
-                        out_of)
+                        out_of, args.seeds, args.seed_methods)
 
     def overrides(run):
         """Preset keys the run's YAML has (a method without Fisher has no
@@ -190,14 +216,18 @@ def main(argv=None):
         run_options=[f"--device={args.device}"] if args.device else [],
         progress=not args.no_progress,
     )
+    seeds = f", {args.seeds} seeds" if args.seeds > 1 else ""
     print(f"[reproduce] {len(runs)} runs ({args.recipe} recipe, preset {args.preset}, "
-          f"sizes {' '.join(sizes)}, {source} -> {' '.join(targets)}) into "
+          f"sizes {' '.join(sizes)}, {source} -> {' '.join(targets)}{seeds}) into "
           f"{relative(out)}", flush=True)
     started = time.time()
     status = runner.run_all(runs)
-    # only runs made with this command count (a refused folder keeps its old results)
-    results = {run.name: runner.results(run) for run in runs
-               if status.get(run.name, {}).get("status") in (FINISHED, CACHED)}
+    # only runs made with this command count (a refused folder keeps its old
+    # results); an unfinished run is None, so a method missing one seed run
+    # shows '-' rather than a mean over fewer seeds
+    results = {run.name: runner.results(run)
+               if status.get(run.name, {}).get("status") in (FINISHED, CACHED)
+               else None for run in runs}
     header = (f"# Sparse fine-tuning reproduction: {args.recipe} recipe, preset "
               f"{args.preset}\n\nCommand: `python tools/reproduce.py "
               f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n")

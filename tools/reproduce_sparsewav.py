@@ -13,8 +13,9 @@ Every configuration of the ablation
 curve (WER at each ``--fig-sparsities``, one-shot and fine-tuned), then writes
 ``<out>/report/``: ``table1.{md,csv}``, ``fig1.csv``,
 ``fig1_wer_vs_sparsity.png`` and ``report.md`` with the paper's claims and
-whether they hold. Runs are cached and resumable
-(:class:`~speechbrain_sparse.reproduction.runner.MatrixRunner`): a second
+whether they hold (a paired bootstrap over the test utterances of the two runs
+each compares, from their ``utterances_<dialect>_test.csv``). Runs are cached
+and resumable (:class:`~speechbrain_sparse.reproduction.runner.MatrixRunner`): a second
 invocation reuses every finished run. Without ``--pretrained`` the model is
 pretrained first, as one more run.
 
@@ -44,6 +45,7 @@ from speechbrain_sparse.pruning.ablation import (  # noqa: E402
     TABLE_ROWS,
     ablation_runs,
     run_record,
+    utterance_counts,
     write_tables,
 )
 from speechbrain_sparse.reproduction.plan import Run  # noqa: E402
@@ -192,12 +194,13 @@ def main(argv=None):
                                     read_json(runner.folder(run) / "pruning_info.json"),
                                     dialect)
                for run in runs}
+    counts = {run.name: utterance_counts(runner.folder(run), dialect) for run in runs}
     header = (f"# SparseWAV on our {args.model} model: preset {args.preset}\n\n"
               f"Pruned model: "
               f"`{pretrained_dir}`. Command: `python tools/reproduce_sparsewav.py "
               f"{' '.join(argv)}`\n")
     text = write_tables(out / "report", records, args.sparsity, fig_sparsities,
-                        fig_progressive, rows, header)
+                        fig_progressive, rows, header, counts)
     print(text)
     print(f"[sparsewav] {summarize_status(status)} in {time.time() - started:.0f} s;"
           f" report: {out / 'report'}")

@@ -16,7 +16,10 @@ run and cached by :class:`~speechbrain_sparse.reproduction.runner.MatrixRunner`:
   ``fig_progressive`` names a schedule.
 
 :func:`write_tables` turns the finished runs into Markdown and CSV tables, the
-figure and a list of the paper's claims with whether they hold here.
+figure and a list of the paper's claims with whether they hold here, each
+judged by a paired bootstrap over the test utterances of the two runs it
+compares (:mod:`speechbrain_sparse.reproduction.bootstrap`, read from their
+``utterances_<dialect>_test.csv``).
 
 Example
 -------
@@ -30,6 +33,11 @@ Example
 import csv
 from pathlib import Path
 
+from speechbrain_sparse.reproduction.bootstrap import (
+    RESAMPLES,
+    paired_bootstrap,
+    read_runs,
+)
 from speechbrain_sparse.reproduction.plan import Run
 
 TABLE_ROWS = {  # name -> (label, overrides without sparsity, fine-tuned?)
@@ -48,7 +56,7 @@ TABLE_ROWS = {  # name -> (label, overrides without sparsity, fine-tuned?)
     "progressive": ("++++ progressive",
                     {"saliency": "improved", "mixed_sparsity": True}, True),
 }
-NOISE_WER = 1.0  # smaller test-WER differences are called inconclusive
+WITHIN_WER = 1.0  # the "within 1 WER point of dense" claim's margin
 FULL_METHOD = {"prune_method": "obs", "saliency": "improved", "mixed_sparsity": True}
 
 
@@ -159,23 +167,45 @@ def fig1_rows(records, fig_sparsities, fig_progressive=None):
     return table
 
 
-def claims(records):
+def utterance_counts(folder, dialect):
+    """Per-utterance WER counts of a run's test set (``None`` when not written)."""
+    return read_runs([Path(folder) / f"utterances_{dialect}_test.csv"], "WER")
+
+
+def claims(records, counts, resamples=RESAMPLES, seed=0):
     """The paper's claims, each ``(claim, holds, evidence)``.
 
-    Compared on test WER (lower is better, with a margin where the claim says
-    "within"). ``holds`` is True, False, ``"inconclusive"`` when the two
-    differ by less than :data:`NOISE_WER` points (our test sets have ~190
-    utterances), or None when a run is missing.
+    Each compares the test WER of two runs by a paired bootstrap over the test
+    utterances (95 % interval of the difference, first run minus second).
+    ``holds`` is True when the interval lies below 0 (below +1 point for the
+    "within 1 WER point" claim: the pruned model is at most that much worse),
+    False when it lies above, ``"inconclusive"`` when it contains it, and None
+    when a run or its per-utterance errors are missing.
+
+    Arguments
+    ---------
+    records : dict
+        Run name -> :func:`run_record` (the WERs quoted).
+    counts : dict
+        Run name -> ``{ID: (errors, tokens)}`` of its test set
+        (:func:`utterance_counts`), ``None`` when missing.
+    resamples, seed : int
+        Of the bootstrap.
+
+    Returns
+    -------
+    list of tuple
 
     Example
     -------
-    >>> claims({"table/magnitude": {"test": 90.0},
-    ...         "table/obs_uniform": {"test": 80.0}})[0][1]
-    True
+    >>> better = {f"u{i}": (i % 3, 10) for i in range(50)}
+    >>> worse = {f"u{i}": (i % 3 + 2, 10) for i in range(50)}
+    >>> verdicts = claims({}, {"table/magnitude": worse, "table/obs_uniform": better})
+    >>> verdicts[0][:2], verdicts[1][1]
+    (('OBS (uniform) beats uniform magnitude pruning', True), None)
+    >>> print(verdicts[0][2])
+    test WER 9.80 vs 29.80 (Δ WER -20.00, 95 % CI [-20.00, -20.00], 50 utterances)
     """
-    def test(name):
-        return records.get(name, {}).get("test")
-
     pairs = [
         ("OBS (uniform) beats uniform magnitude pruning", "table/obs_uniform",
          "table/magnitude"),
@@ -185,7 +215,7 @@ def claims(records):
         ("post-pruning fine-tuning recovers", "table/finetuned",
          "table/obs_mixed_improved"),
         ("the pruned, fine-tuned model is within 1 WER point of the dense model "
-         "fine-tuned alike", "table/finetuned", "table/dense_finetuned", 1.0),
+         "fine-tuned alike", "table/finetuned", "table/dense_finetuned", WITHIN_WER),
         ("progressive beats one-pass fine-tuning", "table/progressive",
          "table/finetuned"),
     ]
@@ -196,12 +226,18 @@ def claims(records):
                       name, name.replace("_progressive", "_finetuned")))
     verdicts = []
     for claim, better, worse, *margin in pairs:
-        a, b = test(better), test(worse)
-        holds = None if a is None or b is None else a < b + sum(margin)
-        if holds is not None and not margin and abs(a - b) < NOISE_WER:
-            holds = "inconclusive"
-        evidence = "missing run" if holds is None else (
-            f"test WER {a:.2f} vs {b:.2f} ({a - b:+.2f})")
+        a, b = counts.get(better), counts.get(worse)
+        if a is None or b is None:
+            missing = better if a is None else worse
+            why = ("missing run" if records.get(missing, {}).get("test") is None
+                   else f"no per-utterance errors for {missing}")
+            verdicts.append((claim, None, why))
+            continue
+        comparison = paired_bootstrap(b, a, resamples, seed)
+        outcome = comparison.outcome(sum(margin))
+        holds = {"better": True, "worse": False}.get(outcome, "inconclusive")
+        evidence = (f"test WER {comparison.rate_b:.2f} vs {comparison.rate_a:.2f} "
+                    f"({comparison.describe()}, {comparison.utterances} utterances)")
         verdicts.append((claim, holds, evidence))
     return verdicts
 
@@ -223,8 +259,11 @@ def markdown_table(header, rows):
 
 
 def write_tables(report_dir, records, sparsity, fig_sparsities, fig_progressive=None,
-                 rows=None, header=""):
+                 rows=None, header="", counts=None):
     """Writes ``table1.{md,csv}``, ``fig1.{csv,png}`` and ``report.md``.
+
+    ``counts`` (run name -> per-utterance test errors, see :func:`claims`)
+    decides the claims; without it every claim is "not measured".
 
     Returns
     -------
@@ -242,16 +281,23 @@ def write_tables(report_dir, records, sparsity, fig_sparsities, fig_progressive=
         with open(report_dir / f"{name}.csv", "w", newline="") as handle:
             csv.writer(handle).writerows([head, *body])
     plot_fig1(fig, report_dir / "fig1_wer_vs_sparsity.png")
-    verdicts = claims(records)
+    verdicts = claims(records, counts or {})
     lines = [header,
              f"## Table 1: ablation at {sparsity * 100:g} % sparsity (WER %)\n",
              markdown_table(table1_header, table1),
              "\n## Fig. 1: test WER % vs sparsity (improved saliency, mixed "
              "sparsity)\n", markdown_table(fig_header, fig),
              "\n![WER vs sparsity](fig1_wer_vs_sparsity.png)\n",
-             "## The paper's claims here\n"]
+             "## The paper's claims here\n",
+             "Each claim compares two runs' test WER by a paired bootstrap over the "
+             f"test utterances ({RESAMPLES} resamples, the same for both; Bisani & Ney "
+             "2004): it holds when the 95 % confidence interval of the difference "
+             "(Δ, first run minus second) excludes 0 in the claimed direction "
+             f"(lies below +{WITHIN_WER:g} for the \"within\" claim), does not "
+             "hold when it lies on the other side, and is not resolved when it "
+             "contains that value.\n"]
     words = {True: "holds", False: "does not hold", None: "not measured",
-             "inconclusive": f"inconclusive (under {NOISE_WER:g} WER point apart)"}
+             "inconclusive": "not resolved (within noise)"}
     lines += [f"- {claim}: **{words[holds]}** ({evidence})"
               for claim, holds, evidence in verdicts]
     text = "\n".join(lines) + "\n"

@@ -4,5 +4,9 @@
 * :mod:`~speechbrain_sparse.reproduction.runner`: runs them (cached, resumable,
   in parallel, failures isolated);
 * :mod:`~speechbrain_sparse.reproduction.tables`: Tables II-IV (Markdown + CSV);
-* :mod:`~speechbrain_sparse.reproduction.figures`: Fig. 3 and the mask figure.
+* :mod:`~speechbrain_sparse.reproduction.figures`: Fig. 3 and the mask figure;
+* :mod:`~speechbrain_sparse.reproduction.bootstrap`: the paired bootstrap over
+  test utterances that tells a difference from noise;
+* :mod:`~speechbrain_sparse.reproduction.claims`: the paper's claims judged
+  with it.
 """

@@ -1,10 +1,13 @@
 """``tools/reproduce.py`` end to end on the micro corpus: two methods, one target.
 
-Pretraining, vanilla and diff fine-tuning run for real (1-2 epochs); the second
-invocation must run nothing and give the same tables.
+Pretraining, vanilla and diff fine-tuning run for real (1-2 epochs); the table
+cells must be the runs' own results, the diff-vs-vanilla claim must come with
+its bootstrap interval, and the second invocation must run nothing and give
+the same tables.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -31,14 +34,28 @@ def test_micro_reproduction_runs_once_and_reports(micro_corpus, tmp_path, capsys
     table3 = (report / "table3.csv").read_text().splitlines()
     assert table3[0] == "Method,en-029 dev,en-029 test,Avg,trainable %"
     rows = {line.split(",")[0]: line.split(",") for line in table3[1:]}
-    assert all(float(cell) >= 0 for cell in rows["vanilla"][1:4])
-    assert all(float(cell) >= 0 for cell in rows["diff"][1:4])
+    for method in ("vanilla", "diff"):
+        results = json.loads((out / f"tiny/en-029/{method}/results.json").read_text())
+        assert set(results) == {"en-029_dev", "en-029_test"}
+        dev, test = results["en-029_dev"]["WER"], results["en-029_test"]["WER"]
+        cells = [float(cell) for cell in rows[method][1:4]]
+        assert cells == pytest.approx([dev, test, (dev + test) / 2])
+        for split in ("dev", "test"):
+            assert (out / f"tiny/en-029/{method}/utterances_en-029_{split}.csv"
+                    ).is_file()
     assert float(rows["diff"][4]) == pytest.approx(20.0, abs=0.01)  # mask density
     assert rows["topk"][1] == ""  # not in this matrix: left empty, never invented
     assert (report / "fig3_trainable_fraction.png").stat().st_size > 0
     assert (report / "diff_masks_by_dialect.png").stat().st_size > 0
-    diff_results = json.loads((out / "tiny/en-029/diff/results.json").read_text())
-    assert set(diff_results) == {"en-029_dev", "en-029_test"}
+    claim = re.search(r"- diff beats vanilla: \*\*(holds|does not hold|not resolved)"
+                      r"\*\* \(Δ WER ([+-][0-9.]+), 95 % CI \[([+-][0-9.]+), "
+                      r"([+-][0-9.]+)\].*on the test sets of 1 target",
+                      (report / "report.md").read_text())
+    assert claim, "no bootstrap interval for diff vs vanilla in report.md"
+    difference, low, high = (float(claim.group(i)) for i in (2, 3, 4))
+    assert low <= high
+    test_cells = float(rows["diff"][2]) - float(rows["vanilla"][2])
+    assert difference == pytest.approx(test_cells, abs=0.01)  # same test set
 
     logs = {p: p.stat().st_mtime for p in (out / "logs").iterdir()}
     assert reproduce.main(argv) == 0

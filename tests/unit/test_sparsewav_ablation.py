@@ -2,10 +2,13 @@
 
 import csv
 
+import numpy as np
+
 from speechbrain_sparse.pruning.ablation import (
     TABLE_ROWS,
     ablation_runs,
     claims,
+    utterance_counts,
     write_tables,
 )
 
@@ -33,17 +36,60 @@ def test_plan_covers_table1_and_fig1_with_matching_epochs():
     assert {run.hparams for run in runs} == {"prune_obs_small.yaml"}
 
 
-def test_claims_compare_test_wer_and_say_when_a_run_is_missing():
-    records = {"table/magnitude": {"test": 90.0}, "table/obs_uniform": {"test": 85.0},
-               "table/obs_mixed": {"test": 86.0}, "table/finetuned": {"test": 73.5},
-               "table/dense_finetuned": {"test": 73.0},
-               "table/progressive": {"test": 73.2}}
-    verdicts = {claim: holds for claim, holds, _ in claims(records)}
-    assert verdicts["OBS (uniform) beats uniform magnitude pruning"] is True
+def fake_counts(wer, utterances=400, seed=0):
+    """Per-utterance test errors at about ``wer`` %: 10 tokens each, binomial."""
+    errors = np.random.default_rng(seed).binomial(10, wer / 100, size=utterances)
+    return {f"u{i}": (int(e), 10) for i, e in enumerate(errors)}
+
+
+def test_claims_bootstrap_test_wer_and_say_when_a_run_is_missing():
+    wers = {"table/magnitude": 90.0, "table/obs_uniform": 80.0,
+            "table/obs_mixed": 86.0, "table/dense_finetuned": 73.0}
+    counts = {name: fake_counts(wer, seed=i) for i, (name, wer) in
+              enumerate(wers.items())}
+    dense = counts["table/dense_finetuned"]
+    # pruned + fine-tuned: the dense model's errors plus one every 20 utterances
+    # (+0.5 point, all but certainly less than +1)
+    counts["table/finetuned"] = {k: (e + (i % 20 == 0), n) for i, (k, (e, n))
+                                 in enumerate(dense.items())}
+    # progressive: one error more on some utterances, one fewer on as many
+    counts["table/progressive"] = {k: (max(0, e + (i % 4 == 0) - (i % 4 == 1)), n)
+                                   for i, (k, (e, n)) in
+                                   enumerate(counts["table/finetuned"].items())}
+    records = {name: {"test": 1.0} for name in counts}
+    records["table/obs_mixed_improved"] = {"test": 80.0}  # no per-utterance file
+    found = claims(records, counts)
+    verdicts = {claim: holds for claim, holds, _ in found}
+    evidence = {claim: said for claim, _, said in found}
+    obs = "OBS (uniform) beats uniform magnitude pruning"
+    assert verdicts[obs] is True
+    assert "95 % CI [" in evidence[obs] and "400 utterances" in evidence[obs]
     assert verdicts["mixed sparsity helps (OBS)"] is False
     assert verdicts["the improved saliency helps"] is None
-    assert [v for c, v in verdicts.items() if "within 1 WER point" in c] == [True]
+    assert evidence["the improved saliency helps"] == (
+        "no per-utterance errors for table/obs_mixed_improved")
+    within = [c for c in verdicts if "within 1 WER point" in c]
+    assert [verdicts[c] for c in within] == [True]  # CI below +1 point
     assert verdicts["progressive beats one-pass fine-tuning"] == "inconclusive"
+    del records["table/progressive"], counts["table/progressive"]
+    found = {claim: said for claim, _, said in claims(records, counts)}
+    assert found["progressive beats one-pass fine-tuning"] == "missing run"
+
+
+def test_the_within_claim_fails_when_surely_more_than_a_point_worse():
+    records = {"table/finetuned": {"test": 80.0},
+               "table/dense_finetuned": {"test": 70.0}}
+    counts = {"table/finetuned": fake_counts(80.0, seed=1),
+              "table/dense_finetuned": fake_counts(70.0, seed=2)}
+    verdicts = {claim: holds for claim, holds, _ in claims(records, counts)}
+    assert [v for c, v in verdicts.items() if "within 1 WER point" in c] == [False]
+
+
+def test_utterance_counts_read_the_test_set_of_the_dialect(tmp_path):
+    (tmp_path / "utterances_en-us_test.csv").write_text(
+        "ID,wer_errors,wer_tokens,cer_errors,cer_tokens\nu1,2,5,3,20\n")
+    assert utterance_counts(tmp_path, "en-us") == {"u1": (2, 5)}
+    assert utterance_counts(tmp_path, "en-029") is None
 
 
 def test_tables_leave_missing_runs_empty(tmp_path):
