@@ -92,8 +92,8 @@ PRESETS = {
         "seeds": 3,  # vanilla and diff: 8 runs more than one seed (~4-5 min)
         "common": {"corpus_preset": "tiny", "test_beam_size": 1,
                    "valid_search_every": 0},
-        "pretrain": {"number_of_epochs": 6, "n_warmup_steps": 300,
-                     "eval_dialects": ["en-us"]},
+        "pretrain": {"number_of_epochs": 8, "n_warmup_steps": 300,
+                     "eval_dialects": ["en-us", "en-gb-scotland", "en-029"]},
         "finetune": {"number_of_epochs": 2, "lr": 0.001},
     },
     ("synthetic", "small"): {  # hours on a GPU; the paper's two sizes
@@ -232,7 +232,7 @@ def main(argv=None):
               f"{args.preset}\n\nCommand: `python tools/reproduce.py "
               f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n")
     text, paths = write_report(out, runs, results, sizes, targets, metric, fractions,
-                               args.density, header)
+                               args.density, header, source=source)
     print(text)
     print(f"[reproduce] {summarize_status(status)} in {time.time() - started:.0f} s")
     for label, path in paths.items():

@@ -29,6 +29,7 @@ from speechbrain_sparse.reproduction.figures import (
 from speechbrain_sparse.reproduction.tables import (
     TABLE3_METHODS,
     TABLE4_METHODS,
+    calibration_rows,
     method_rows,
     score_columns,
     table2,
@@ -108,7 +109,7 @@ def best_fraction_on_dev(curves, targets):
 
 
 def write_report(out_dir, runs, results, sizes, targets, metric, fractions, density,
-                 header=""):
+                 header="", source=None):
     """Writes the tables, figures and ``report.md``; returns the report text."""
     folder = Path(out_dir) / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,8 +153,16 @@ def write_report(out_dir, runs, results, sizes, targets, metric, fractions, dens
                   for (t, s), points in curves.items()]
     curve_table = to_markdown(curve_rows, ["curve", *(f"{f:g}" for f in fractions)])
     jaccard = overlap.get("jaccard")
+    calibration = ""
+    if source is not None:
+        calibration = write_table(
+            calibration_rows(results, largest, source, targets, metric),
+            ["row", "model", "test set", metric, "vs (a)"], folder / "calibration",
+            f"### Calibration of the benchmark: Transformer ({largest}), {metric} (%) "
+            f"on test sets (zero-shot wants >= 1.5x the source)")
     text = "\n".join([
         header,
+        calibration,
         text2, text3, text4,
         "### Fig. 3: error rate vs trainable fraction (diff)\n",
         f"![fig3]({fig3.name})\n",

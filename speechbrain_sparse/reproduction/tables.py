@@ -97,6 +97,56 @@ def mean_std(values):
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def calibration_rows(results, size, source, targets, metric):
+    """The benchmark's calibration: (a) source, (b) zero-shot, (d) vanilla, on test.
+
+    Arguments
+    ---------
+    results : dict
+        Run name -> ``results.json`` content (or ``None``).
+    size : str
+        The model size whose runs are read.
+    source : str
+        The dialect pretrained on.
+    targets : list of str
+        The target dialects.
+    metric : str
+        ``WER``, ``CER`` or ``SER``.
+
+    Returns
+    -------
+    list of dict
+        Rows ``{"row", "model", "test set", metric, "vs (a)"}``; vanilla is the
+        mean over its seed runs. Cells missing from the results are ``None``.
+
+    Example
+    -------
+    >>> results = {"t/pretrain": {"s_test": {"WER": 10.0}, "x_test": {"WER": 25.0}},
+    ...            "t/x/vanilla": {"x_test": {"WER": 15.0}}}
+    >>> [row["vs (a)"] for row in calibration_rows(results, "t", "s", ["x"], "WER")]
+    [1.0, 2.5, 1.5]
+    """
+    pretrain = f"{size}/pretrain"
+    source_value = metric_value(results, pretrain, source, "test", metric)
+
+    def row(label, model, dialect, value):
+        ratio = None
+        if value is not None and source_value:
+            ratio = round(value / source_value, 2)
+        return {"row": label, "model": model, "test set": dialect, metric: value,
+                "vs (a)": ratio}
+
+    rows = [row("(a)", f"pretrained on {source}", source, source_value)]
+    for target in targets:
+        rows.append(row("(b)", f"pretrained on {source}, zero-shot", target,
+                        metric_value(results, pretrain, target, "test", metric)))
+        values = seed_values(results, f"{size}/{target}/vanilla", target, "test",
+                             metric)
+        rows.append(row("(d)", f"vanilla fine-tuning on {target}", target,
+                        None if values is None else mean_std(values)[0]))
+    return rows
+
+
 def score_columns(targets):
     """``['<t> dev', '<t> test', ...]`` for the target dialects."""
     return [f"{target} {split}" for target in targets for split in SPLITS]

@@ -44,6 +44,7 @@ OWN_VALUES = {
     "pretrained_dir",
     "finetuned_dir",
     "vocab_size",
+    "feature_cache_folder",  # next to each recipe's own data
 }
 
 
