@@ -3,8 +3,9 @@
 
 Fine-tunes the demo's pretrained tiny model on both target dialects with the demo's
 settings (2 epochs, beam 1, no valid search) and varies one thing at a time --
-learning rate (vanilla and diff), L1 weight toward the pretrained weights (diff),
-dropout seed (vanilla) -- evaluating on the **dev sets only** (never tuned on test).
+learning rate (vanilla, diff, the diff30+topk10 union), L1 weight toward the pretrained
+weights (diff), epochs (diff and the union), random's density, the seed (vanilla) --
+evaluating on the **dev sets only** (never tuned on test).
 Runs go two at a time with one thread each; finished runs are reused.
 
 Usage::
@@ -40,6 +41,17 @@ def variants(out, target):
          ["--lr=0.001", "--l1_weight=100.0", finetuned]),
         ("diff_lr1e-3_l1_1000", "diff_tiny.yaml",
          ["--lr=0.001", "--l1_weight=1000.0", finetuned]),
+        # the claim "diff30 + topk10 union >= diff" (Table IV): lr and epochs
+        ("union_lr1e-3", "union_tiny.yaml", ["--lr=0.001", finetuned]),
+        ("union_lr5e-4", "union_tiny.yaml", ["--lr=0.0005", finetuned]),
+        ("diff_lr5e-4", "diff_tiny.yaml", ["--lr=0.0005", finetuned]),
+        ("union_lr1e-3_4ep", "union_tiny.yaml",
+         ["--lr=0.001", "--number_of_epochs=4", finetuned]),
+        ("diff_lr1e-3_4ep", "diff_tiny.yaml",
+         ["--lr=0.001", "--number_of_epochs=4", finetuned]),
+        # the claim "random is worst" (Table III): random's density
+        ("random_d0.1", "random_tiny.yaml", ["--lr=0.001", "--density=0.1"]),
+        ("random_d0.5", "random_tiny.yaml", ["--lr=0.001", "--density=0.5"]),
     ]
 
 
@@ -47,9 +59,11 @@ def run(out, pretrained, target, name, yaml_file, overrides):
     """One fine-tuning run (skipped when its results exist); returns its folder."""
     folder = out / target / name
     if not (folder / "results.json").is_file():
+        own = {option.split("=", 1)[0] for option in overrides}
+        demo = [option for option in DEMO if option.split("=", 1)[0] not in own]
         command = [sys.executable, str(RECIPE / "train.py"),
                    str(RECIPE / "hparams" / yaml_file), f"--output_folder={folder}",
-                   f"--pretrained_dir={pretrained}", f"--dialect={target}", *DEMO,
+                   f"--pretrained_dir={pretrained}", f"--dialect={target}", *demo,
                    *overrides]
         folder.parent.mkdir(parents=True, exist_ok=True)
         with open(out / f"{target}_{name}.log", "w") as log:
