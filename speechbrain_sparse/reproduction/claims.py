@@ -116,7 +116,9 @@ class Evidence:
             sets.append(average_seeds([read_utterance_errors(p, self.metric)
                                        for p in paths]))
             seeds.add(len(names))
-        return sets, max(seeds)
+        if len(seeds) == 1:
+            return sets, seeds.pop()
+        return sets, f"{min(seeds)}-{max(seeds)}"  # targets with unlike seed counts
 
     def bootstrap(self, baseline, candidate):
         """``(Comparison of candidate - baseline, seeds of each)``.
@@ -150,7 +152,7 @@ class Evidence:
         except (LookupError, ValueError) as error:
             return None, f"n/a: {error}"
         if seeds_b == seeds_c:
-            seeds = f"{seeds_b} seed{'s each' if seeds_b > 1 else ''}"
+            seeds = f"{seeds_b} seed{'s each' if seeds_b != 1 else ''}"
         else:
             seeds = f"{_seeds(name_c, seeds_c)}, {_seeds(name_b, seeds_b)}"
         return comparison, (
@@ -161,7 +163,7 @@ class Evidence:
 
 def _seeds(name, count):
     """``'diff 3 seeds'``, ``'union 1 seed'``."""
-    return f"{name} {count} seed{'s' * (count > 1)}"
+    return f"{name} {count} seed{'s' * (count != 1)}"
 
 
 def _avg(rows, label):
@@ -227,7 +229,7 @@ def _random_is_worst(evidence, rows):
             parts.append(f"{method}: n/a: {error}")
             continue
         outcomes.append(comparison.outcome())
-        seeds = f" ({seeds} seeds)" if seeds > 1 else ""
+        seeds = f" ({seeds} seeds)" if seeds != 1 else ""
         parts.append(f"{method}{seeds} {comparison.describe(evidence.metric)}")
         where = f"; each method - random {evidence.where(comparison)}"
     if "worse" in outcomes:
