@@ -169,15 +169,14 @@ class FeatureCache:
         rows = _manifest_rows(self.csv_path)
         logger.info("Computing features of %d utterances of %s into %s",
                     len(rows), self.csv_path, self.path)
-        chunks, lengths = [], []
         # one utterance at a time: tiny ops that extra threads only slow down
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._compute(rows, compute_features, progress, chunks, lengths)
+            chunks = self._compute(rows, compute_features, progress)
         finally:
             torch.set_num_threads(threads)
-        lengths = torch.tensor(lengths, dtype=torch.long)
+        lengths = torch.tensor([chunk.shape[0] for chunk in chunks], dtype=torch.long)
         starts = torch.cumsum(lengths, 0) - lengths
         payload = {
             "ids": [utt_id for utt_id, _ in rows],
@@ -189,14 +188,14 @@ class FeatureCache:
         torch.save(payload, temporary)
         os.replace(temporary, self.path)
 
-    def _compute(self, rows, compute_features, progress, chunks, lengths):
-        """Appends each utterance's features and frame count, in manifest order."""
+    def _compute(self, rows, compute_features, progress):
+        """Each utterance's features ``[frames, dims]``, in manifest order."""
         with torch.no_grad():
-            for _, wav in tqdm(rows, desc=f"features {self.csv_path.stem}",
-                               unit="utt", disable=not progress or None):
-                features = compute_features(_read_audio(wav).unsqueeze(0))[0]
-                chunks.append(features.contiguous())
-                lengths.append(features.shape[0])
+            return [
+                compute_features(_read_audio(wav).unsqueeze(0))[0].contiguous()
+                for _, wav in tqdm(rows, desc=f"features {self.csv_path.stem}",
+                                   unit="utt", disable=not progress or None)
+            ]
 
     def __contains__(self, utt_id):
         return utt_id in self.index

@@ -39,6 +39,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from speechbrain_sparse.data.manifests import write_csv_atomic  # noqa: E402
+
 RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "transformer"
 
 CONFIGS = {
@@ -67,6 +71,7 @@ def worker(config_name, train_csv, work_dir, threads):
     from speechbrain_sparse.allocator import keep_freed_memory
     from speechbrain_sparse.asr.brain import TransformerASRBrain
     from speechbrain_sparse.asr.data import build_dataset, train_loader_options
+    from speechbrain_sparse.asr.experiment import flatten_included, prepare_tokenizer
     from speechbrain_sparse.data.features import FeatureCache
 
     torch.set_num_threads(threads)
@@ -79,24 +84,11 @@ def worker(config_name, train_csv, work_dir, threads):
                  "cnn_dropout": config["dropout"]}
     with open(RECIPE / "hparams" / "pretrain_tiny.yaml", encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle, overrides)
-    from speechbrain_sparse.asr.experiment import flatten_included
-
-    hparams = flatten_included(hparams)
-    for key in ("sorting", "batch_size", "num_workers"):
-        if key in config:
-            hparams[key] = config[key]
-    hparams["train_dataloader_opts"] = {"num_workers": config["num_workers"],
-                                        "batch_size": config.get("batch_size", 16)}
-    import sentencepiece
-    from speechbrain.tokenizers.SentencePiece import SentencePiece
-
-    tokenizer_dir = Path(work_dir) / "tokenizer"
-    if not (tokenizer_dir / "100_unigram.model").is_file():
-        SentencePiece(model_dir=str(tokenizer_dir), vocab_size=100,
-                      annotation_train=str(train_csv), annotation_read="wrd",
-                      model_type="unigram", character_coverage=1.0, bos_id=1, eos_id=2)
-    tokenizer = sentencepiece.SentencePieceProcessor(
-        model_file=str(tokenizer_dir / "100_unigram.model"))
+    hparams = {**flatten_included(hparams), "train_csv": train_csv,
+               "sorting": config["sorting"],
+               "train_dataloader_opts": {"num_workers": config["num_workers"],
+                                         "batch_size": config.get("batch_size", 16)}}
+    tokenizer, _ = prepare_tokenizer(hparams)  # the recipe's SentencePiece, untimed
 
     cache, cache_seconds = None, 0.0
     if config["feature_cache_folder"]:
@@ -139,10 +131,7 @@ def subset_manifest(source_csv, count, out_csv):
         reader = csv.DictReader(handle)
         rows = [row for _, row in zip(range(count), reader)]
         fields = reader.fieldnames
-    with open(out_csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(out_csv, rows, fields)
     return out_csv
 
 
@@ -162,7 +151,6 @@ def main(argv=None):
         worker(args.worker, args.train_csv, args.work_dir, args.threads)
         return 0
 
-    sys.path.insert(0, str(REPO))
     from speechbrain_sparse.data.synth import build_corpus
 
     corpus = Path(args.corpus or REPO / "corpora" / f"synthetic_{args.preset}_0")
