@@ -294,20 +294,12 @@ class MaskedTrainingMixin:
     """Brain mixin that trains with a mask enforced: ``class ASR(Mixin, Brain)``.
 
     A recipe attaches the mask before ``fit`` with ``brain.attach_mask(...)``
-    or through hparams keys read in ``on_fit_start``: ``mask`` (the Mapping),
-    ``mask_mode`` (``freeze``/``prune``), ``l1_weight``, ``mask_uncovered``
-    and ``mask_module`` (module the names refer to; default ``brain.modules``).
+    (the ASR recipes do it from their YAML's ``mask_strategy``, see
+    :func:`speechbrain_sparse.asr.sparse_finetuning.select_and_attach_mask`).
     Optimizers come from ``init_optimizers`` as usual; tensors without a
-    trainable entry are then removed from them. In a recipe YAML::
-
-        mask: !apply:speechbrain_sparse.masks.ParameterMask.load
-            path: !ref <mask_path>
-        mask_module: !ref <model>      # the names in the mask refer to it
-        mask_mode: freeze              # or prune
-        l1_weight: 0.0001
-        opt_class: !name:speechbrain_sparse.masked_adamw.MaskedAdamW
-            lr: !ref <lr>
-            weight_decay: 0.01
+    trainable entry are then removed from them. Use
+    :class:`~speechbrain_sparse.masked_adamw.MaskedAdamW` so that AdamW keeps
+    moments only for the trainable entries.
 
     Example
     -------
@@ -358,19 +350,6 @@ class MaskedTrainingMixin:
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("parameter_mask", self.mask_enforcer)
         return self.mask_enforcer
-
-    def on_fit_start(self):
-        """Attaches the mask from hparams (if any), then the usual start."""
-        hparams = vars(self.hparams) if hasattr(self, "hparams") else {}
-        if self.mask_enforcer is None and hparams.get("mask") is not None:
-            self.attach_mask(
-                hparams["mask"],
-                mode=hparams.get("mask_mode", "freeze"),
-                l1_weight=hparams.get("l1_weight", 0.0),
-                uncovered=hparams.get("mask_uncovered"),
-                module=hparams.get("mask_module"),
-            )
-        super().on_fit_start()
 
     def _optimizers(self):
         if self.optimizers_dict is not None:

@@ -1,6 +1,7 @@
 """Shared fixtures: a micro synthetic corpus built once per test session."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,13 @@ SYNTHETIC_RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "transformer"
 
 
 def load_recipe_module(recipe_folder, name="train"):
-    """Imports ``<recipe_folder>/<name>.py`` as a module (recipes are not packages)."""
+    """Imports ``<recipe_folder>/<name>.py`` as a module (recipes are not packages).
+
+    The recipe folder goes on ``sys.path`` first, as when Python runs the
+    script, so that it imports its own prepare script.
+    """
+    if str(recipe_folder) not in sys.path:
+        sys.path.insert(0, str(recipe_folder))
     spec = importlib.util.spec_from_file_location(
         f"recipe_{recipe_folder.name}_{name}", recipe_folder / f"{name}.py"
     )

@@ -23,7 +23,7 @@ def count_parameters(size):
     """Number of parameters of the ``size`` model."""
     with open(HPARAMS / f"pretrain_{size}.yaml") as handle:
         hparams = load_hyperpyyaml(handle)
-    return sum(p.numel() for p in hparams["arch"]["model"].parameters())
+    return sum(p.numel() for p in hparams["model"].parameters())
 
 
 def main(sizes):

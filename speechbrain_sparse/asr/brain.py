@@ -82,7 +82,7 @@ class ASRBrain(sb.Brain):
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the learning-rate schedule once per optimizer step."""
-        annealing = getattr(self.hparams, "lr_annealing", None)
+        annealing = self.hparams.lr_annealing
         if should_step and annealing is not None:
             annealing(self.optimizer)
 
@@ -154,7 +154,7 @@ class TransformerASRBrain(ASRBrain):
 
     def _decode(self, searcher, enc_out, p_ctc, wav_lens):
         """Token ids per utterance, by beam search or CTC best path (``decoding``)."""
-        decoding = getattr(self.hparams, "decoding", "beam")
+        decoding = self.hparams.decoding
         if decoding == "ctc_greedy":
             return sb.decoders.ctc_greedy_decode(
                 p_ctc.detach(), wav_lens, blank_id=self.hparams.blank_index
@@ -174,7 +174,7 @@ class TransformerASRBrain(ASRBrain):
         after training anyway.
         """
         counter = self.hparams.epoch_counter
-        every = getattr(self.hparams, "valid_search_every", 1)
+        every = self.hparams.valid_search_every
         if every == 0:
             return False
         return counter.current % every == 0 or counter.current >= counter.limit
@@ -212,7 +212,7 @@ class TransformerASRBrain(ASRBrain):
             self.wer_metric = sb.utils.metric_stats.ErrorRateStats()
             self.cer_metric = sb.utils.metric_stats.ErrorRateStats(split_tokens=True)
             self.ser_metric = None
-            if getattr(self.hparams, "syllable_error_rate", False):
+            if self.hparams.syllable_error_rate:
                 self.ser_metric = sb.utils.metric_stats.ErrorRateStats()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
@@ -238,7 +238,7 @@ class TransformerASRBrain(ASRBrain):
             self.checkpointer.save_and_keep_only(
                 meta={"ACC": stats["ACC"], "epoch": epoch},
                 max_keys=["ACC"],
-                num_to_keep=getattr(self.hparams, "keep_checkpoints", 2),
+                num_to_keep=self.hparams.keep_checkpoints,
             )
         elif stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(

@@ -35,11 +35,11 @@ from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_sparse.asr.ctc_characters import CharacterCTCTokenizer
 from speechbrain_sparse.asr.data import build_datasets, train_loader_options
-from speechbrain_sparse.asr.experiment import flatten_included
 from speechbrain_sparse.asr.hf_ctc_brain import (
     HuggingFaceCTCBrain,
     MaskedHuggingFaceCTCBrain,
 )
+from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.pretrained import PretrainedModel, load_huggingface
@@ -138,14 +138,14 @@ def run_ctc_experiment(hparams, run_opts):
         Test-set name -> ``{"WER", "CER", "loss"}``; also in
         ``<output_folder>/results.json``.
     """
-    hparams = flatten_included(hparams)
+    hparams = checked_options(hparams)
     pretrained = load_or_build(hparams)
     model, tokenizer = pretrained.model, pretrained.tokenizer
     hparams.update(model=model, tokenizer=tokenizer, family=pretrained.family)
     train_set, valid_set, test_sets = build_datasets(hparams, tokenizer)
     counter = hparams["epoch_counter"]
     recoverables = {"model": model, "counter": counter}
-    if hparams.get("lr_annealing") is not None:
+    if hparams["lr_annealing"] is not None:
         recoverables["lr_annealing"] = hparams["lr_annealing"]
     checkpointer = Checkpointer(hparams["save_folder"], recoverables=recoverables)
     pruning = hparams.get("prune_sparsities") is not None
@@ -167,12 +167,12 @@ def run_ctc_experiment(hparams, run_opts):
     for name, stats in results.items():
         logger.info("%s: WER %.2f  CER %.2f", name, stats["WER"], stats["CER"])
     if sb.utils.distributed.if_main_process():
-        info = {"stage": hparams.get("stage"), "dialect": hparams.get("dialect"),
+        info = {"stage": hparams["stage"], "dialect": hparams["dialect"],
                 "epochs": counter.current, "results": results,
                 "source": str(pretrained.source) if pretrained.source else None}
         if mask is not None:
             info["achieved_sparsity"] = 1.0 - mask.density()
         pretrained.save(hparams["model_export_dir"], mask, info=info,
-                        sparse_export=bool(hparams.get("sparse_export"))
+                        sparse_export=hparams["sparse_export"]
                         and mask is not None, info_file="model_info.json")
     return results

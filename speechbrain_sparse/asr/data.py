@@ -24,6 +24,7 @@ import soundfile
 import speechbrain as sb
 import torch
 
+from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.data.features import FeatureCache
 
 logger = logging.getLogger(__name__)
@@ -114,9 +115,6 @@ def read_audio_checked(wav_path):
         raise ManifestError(f"cannot read audio {wav_path}: {error}") from error
 
 
-SORTINGS = ("ascending", "descending", "random", "bucketed")
-
-
 def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):
     """Builds one ``DynamicItemDataset`` with audio (or feature) and token pipelines.
 
@@ -141,11 +139,12 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):
     speechbrain.dataio.dataset.DynamicItemDataset
     """
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=str(csv_path))
-    if sort or hparams.get("max_duration"):
+    hparams = checked_options(hparams)
+    if sort or hparams["max_duration"]:
         dataset = dataset.filtered_sorted(
             sort_key="duration" if sort else None,
             reverse=sort == "descending",
-            key_max_value={"duration": hparams.get("max_duration", float("inf"))},
+            key_max_value={"duration": hparams["max_duration"] or float("inf")},
         )
 
     @sb.utils.data_pipeline.takes("wav")
@@ -182,7 +181,7 @@ def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):
     else:
         dataset.add_dynamic_item(feature_pipeline)
         signal_key = "feats"
-    if hparams.get("bos_index") is None:  # CTC only: no decoder input or target
+    if hparams["bos_index"] is None:  # CTC only: no decoder input or target
         dataset.add_dynamic_item(ctc_text_pipeline)
         dataset.set_output_keys(["id", signal_key, "wrd", "tokens"])
         return dataset
@@ -217,9 +216,9 @@ def train_loader_options(hparams, train_set):
     dict
         DataLoader keyword arguments for ``Brain.fit``.
     """
+    hparams = checked_options(hparams)
     options = dict(hparams["train_dataloader_opts"])
-    sorting = hparams.get("sorting", "ascending")
-    seed = int(hparams.get("seed", 0))
+    sorting, seed = hparams["sorting"], hparams["seed"]
     if sorting == "random":
         options["sampler"] = sb.dataio.sampler.ReproducibleRandomSampler(
             train_set, seed=seed
@@ -231,7 +230,7 @@ def train_loader_options(hparams, train_set):
         options["batch_sampler"] = sb.dataio.sampler.DynamicBatchSampler(
             train_set,
             max_batch_length=float(hparams["max_batch_duration"]),
-            num_buckets=int(hparams.get("num_buckets", 10)),
+            num_buckets=hparams["num_buckets"],
             length_func=lambda item: float(item["duration"]),
             shuffle=True,
             batch_ordering="random",
@@ -267,9 +266,8 @@ def build_datasets(hparams, tokenizer, compute_features=None):
     for path in manifests:
         count = check_manifest(path)
         logger.info("manifest %s: %d utterances", path, count)
-    sorting = hparams.get("sorting", "ascending")
-    if sorting not in SORTINGS:
-        raise ValueError(f"sorting: {sorting!r} is not one of {', '.join(SORTINGS)}")
+    hparams = checked_options(hparams)
+    sorting = hparams["sorting"]
     caches = _feature_caches(hparams, manifests, compute_features)
     train = build_dataset(
         hparams["train_csv"],
@@ -290,7 +288,7 @@ def build_datasets(hparams, tokenizer, compute_features=None):
 
 def _feature_caches(hparams, manifests, compute_features):
     """Manifest path -> FeatureCache, built on the main process first (DDP)."""
-    folder = hparams.get("feature_cache_folder")
+    folder = hparams["feature_cache_folder"]
     if not folder:
         return {}
     if compute_features is None:

@@ -10,13 +10,12 @@ Hyperparameters read here, beyond those of :class:`TransformerASRBrain`:
 ``eos_index``, ``model_export_dir``, the three ``*_dataloader_opts``, and either
 ``pretrainer`` + ``tokenizer`` (start from a model folder written by a previous
 stage, see :mod:`speechbrain_sparse.asr.model_folder`) or neither (train the
-tokenizer on ``train_csv`` and the model from scratch). The keys of an
-included architecture file (``arch: !include:...``) count as top-level keys;
-the stage's own keys win. ``mask_strategy`` or ``adapter_projection_size``
+tokenizer on ``train_csv`` and the model from scratch). The optional keys
+and their defaults are those of :mod:`speechbrain_sparse.asr.options`.
+``mask_strategy`` or ``adapter_projection_size``
 choose a sparse fine-tuning method (:mod:`speechbrain_sparse.asr.sparse_finetuning`);
 ``prune_sparsities`` prunes the pretrained model (SparseWAV) and fine-tunes it
 with the mask in prune mode (:mod:`speechbrain_sparse.asr.pruning_stage`).
-An optional
 ``brain_class`` (``!name:``) replaces :class:`TransformerASRBrain`.
 """
 
@@ -33,6 +32,7 @@ from speechbrain_sparse.allocator import keep_freed_memory
 from speechbrain_sparse.asr.brain import TransformerASRBrain
 from speechbrain_sparse.asr.data import build_datasets, train_loader_options
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
+from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
 from speechbrain_sparse.asr.sparse_finetuning import (
     MaskedTransformerASRBrain,
@@ -79,23 +79,23 @@ def prepare_tokenizer(hparams):
     ), tokenizer_file
 
 
-def flatten_included(hparams, keys=("base", "arch")):
-    """Lifts the keys of included YAML files (``base``, ``arch``) to the top level.
+def check_prerequisites(hparams):
+    """Stops before any work when a stage's input model folders are missing.
 
-    A YAML's own keys win over those of the files it includes, and an included
-    file's keys over those of the files it includes in turn.
+    Checks ``pretrained_dir`` (stages with a ``pretrainer``) and
+    ``finetuned_dir`` (the vanilla run that ``diff`` masks compare with), so
+    that a fine-tuning stage fails in its first second, not after the corpus
+    is built.
 
-    Example
-    -------
-    >>> flatten_included({"a": 1, "base": {"a": 2, "b": 3, "arch": {"c": 4}}})["c"]
-    4
+    Raises
+    ------
+    FileNotFoundError
+        Naming the folder and what it lacks.
     """
-    flat = dict(hparams)
-    for key in keys:
-        included = flat.get(key)
-        if isinstance(included, dict):
-            flat = {**flatten_included(included, keys), **flat}
-    return flat
+    if "pretrainer" in hparams:
+        check_model_folder(hparams["pretrained_dir"])
+    if hparams.get("finetuned_dir") is not None:
+        check_model_folder(hparams["finetuned_dir"])
 
 
 def run_asr_experiment(hparams, run_opts):
@@ -114,19 +114,19 @@ def run_asr_experiment(hparams, run_opts):
         Test-set name -> ``{"WER", "CER", "ACC", "loss"}``; also written to
         ``<output_folder>/results.json``.
     """
-    hparams = flatten_included(hparams)
+    hparams = checked_options(hparams)
     keep_freed_memory()
     tokenizer, tokenizer_file = prepare_tokenizer(hparams)
     train_set, valid_set, test_sets = build_datasets(
-        hparams, tokenizer, hparams.get("compute_features")
+        hparams, tokenizer, hparams["compute_features"]
     )
 
-    if hparams.get("adapter_projection_size"):
+    if hparams["adapter_projection_size"]:
         insert_adapters(hparams)
-    pruning = hparams.get("prune_sparsities") is not None
-    masked = pruning or hparams.get("mask_strategy") is not None
+    pruning = hparams["prune_sparsities"] is not None
+    masked = pruning or hparams["mask_strategy"] is not None
     default_class = MaskedTransformerASRBrain if masked else TransformerASRBrain
-    brain_class = hparams.get("brain_class", default_class)
+    brain_class = hparams["brain_class"] or default_class
     brain = brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -166,9 +166,9 @@ def run_asr_experiment(hparams, run_opts):
                 tokenizer_file,
                 hparams["model_export_dir"],
                 info={
-                    "stage": hparams.get("stage"),
-                    "size": hparams.get("size"),
-                    "dialect": hparams.get("dialect"),
+                    "stage": hparams["stage"],
+                    "size": hparams["size"],
+                    "dialect": hparams["dialect"],
                     "epochs": hparams["epoch_counter"].current,
                     "results": results,
                 },

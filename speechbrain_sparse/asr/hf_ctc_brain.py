@@ -76,7 +76,7 @@ class HuggingFaceCTCBrain(ASRBrain):
                 train_stats=self.train_stats, valid_stats=stats)
             self.checkpointer.save_and_keep_only(
                 meta={"WER": stats["WER"], "epoch": epoch}, min_keys=["WER"],
-                num_to_keep=getattr(self.hparams, "keep_checkpoints", 2))
+                num_to_keep=self.hparams.keep_checkpoints)
         elif stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(
                 stats_meta={"test set": self.test_name,

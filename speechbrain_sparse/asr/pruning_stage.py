@@ -171,9 +171,10 @@ class MagnitudePruner:
 
 def transformer_family(hparams):
     """The :class:`TransformerASRFamily` of the recipe's modules."""
+    modules = hparams["modules"]
     return TransformerASRFamily(
-        hparams["Transformer"], hparams["CNN"], hparams["compute_features"],
-        normalize=hparams["normalize"], seq_lin=hparams["seq_lin"],
+        modules["Transformer"], modules["CNN"], hparams["compute_features"],
+        normalize=hparams["normalize"], seq_lin=modules["seq_lin"],
         pad_index=hparams["pad_index"],
     )
 

@@ -46,12 +46,14 @@ def insert_adapters(hparams):
     Arguments
     ---------
     hparams : dict
-        Needs ``Transformer``, ``model`` and ``adapter_projection_size``.
+        Needs ``modules`` (with ``Transformer``), ``model`` and
+        ``adapter_projection_size``.
     """
     for parameter in hparams["model"].parameters():
         parameter.requires_grad_(False)
     add_adapters(
-        hparams["Transformer"], projection_size=hparams["adapter_projection_size"]
+        hparams["modules"]["Transformer"],
+        projection_size=hparams["adapter_projection_size"],
     )
     trainable = sum(p.numel() for p in hparams["model"].parameters() if p.requires_grad)
     total = sum(p.numel() for p in hparams["model"].parameters())

@@ -85,3 +85,45 @@ def read_json(path):
         return None
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def split_manifests(folders, dialects, splits, pattern="{dialect}_{split}.csv"):
+    """Test-set name (``<dialect>_<split>``) -> manifest path, for a stage YAML.
+
+    Arguments
+    ---------
+    folders : str or Mapping[str, str]
+        The folder of every dialect's manifests, or dialect -> its folder.
+    dialects : list of str
+        The dialects evaluated.
+    splits : list of str
+        The splits evaluated.
+    pattern : str
+        The manifest's path inside its folder.
+
+    Example
+    -------
+    >>> tests = split_manifests("corpus", ["en-us"], ["dev", "test"],
+    ...                         "{dialect}/{split}.csv")
+    >>> tests["en-us_test"]
+    PosixPath('corpus/en-us/test.csv')
+    >>> split_manifests({"amdo": "source"}, ["amdo"], ["test"])
+    {'amdo_test': PosixPath('source/amdo_test.csv')}
+    >>> split_manifests({"amdo": "source"}, ["kham"], ["test"])
+    Traceback (most recent call last):
+    ...
+    ValueError: eval_dialects: 'kham' has no manifest folder (known: amdo)
+    """
+    manifests = {}
+    for dialect in dialects:
+        if isinstance(folders, (str, os.PathLike)):
+            folder = folders
+        elif dialect in folders:
+            folder = folders[dialect]
+        else:
+            raise ValueError(f"eval_dialects: {dialect!r} has no manifest folder "
+                             f"(known: {', '.join(folders)})")
+        for split in splits:
+            manifests[f"{dialect}_{split}"] = Path(folder) / pattern.format(
+                dialect=dialect, split=split)
+    return manifests

@@ -8,6 +8,7 @@ messages), not accuracy.
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -78,36 +79,41 @@ def test_pretraining_reports_syllable_error_rates(corpora, tmp_path):
     assert (tmp_path / "model" / "tokenizer.model").is_file()
 
 
+def load_stage(train, name, **overrides):
+    """A stage YAML as ``train.py`` loads it (nothing trained)."""
+    from speechbrain_sparse.asr.options import load_stage_hparams
+
+    return load_stage_hparams(TIBETAN_RECIPE / "hparams" / name,
+                              {key: str(value) for key, value in overrides.items()},
+                              recipe_keys=train.RECIPE_KEYS)
+
+
 def test_generic_source_and_fine_tuning_stage_manifests(corpora, tmp_path):
     train = load_recipe_module(TIBETAN_RECIPE)
     build_generic_tree(tmp_path / "dialects", dialects=("amdo", "utsang", "khampa"))
-    hparams = {
-        "source_dialect": "amdo",
-        "target_dialects": ["utsang", "khampa"],
-        "source_format": "generic",
-        "xbmu_folder": str(tmp_path / "nowhere"),
-        "dialects_folder": str(tmp_path / "dialects"),
-        "manifest_folder": str(tmp_path / "manifests"),
-        "dialect": "amdo",
-        "eval_dialects": None,
-        "eval_splits": ["test"],
-    }
+    hparams = load_stage(
+        train, "pretrain_small.yaml", source_format="generic",
+        xbmu_folder=tmp_path / "nowhere", dialects_folder=tmp_path / "dialects",
+        manifest_folder=tmp_path / "manifests", output_folder=tmp_path / "run")
     train.prepare_manifests(hparams)
-    train.add_manifests(hparams)
-    assert hparams["train_csv"] == tmp_path / "manifests/source_generic/amdo_train.csv"
+    # the manifests the YAML declares are those the preparation wrote
+    train_csv, valid_csv = Path(hparams["train_csv"]), Path(hparams["valid_csv"])
+    assert train_csv == tmp_path / "manifests/source_generic/amdo_train.csv"
+    assert train_csv.is_file() and valid_csv.is_file()
     assert sorted(hparams["test_csvs"]) == ["amdo_test", "khampa_test", "utsang_test"]
     assert all(path.is_file() for path in hparams["test_csvs"].values())
 
     # A fine-tuning stage needs neither the source corpus nor its manifests.
-    hparams.update(
-        source_format="xbmu_amdo31",
-        dialect="khampa",
-        eval_dialects=["khampa"],
-        manifest_folder=str(tmp_path / "other"),
-    )
+    hparams = load_stage(
+        train, "vanilla_small.yaml", dialect="khampa",
+        xbmu_folder=tmp_path / "nowhere", dialects_folder=tmp_path / "dialects",
+        manifest_folder=tmp_path / "other", output_folder=tmp_path / "run2")
     train.prepare_manifests(hparams)
     assert not (tmp_path / "other" / "source_xbmu_amdo31").exists()
-    assert (tmp_path / "other" / "targets" / "khampa_train.csv").is_file()
+    train_csv = Path(hparams["train_csv"])
+    assert train_csv == tmp_path / "other" / "targets" / "khampa_train.csv"
+    assert train_csv.is_file()
+    assert sorted(hparams["test_csvs"]) == ["khampa_dev", "khampa_test"]
 
 
 def run_cli_expecting_error(corpora, tmp_path, *overrides):

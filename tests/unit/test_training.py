@@ -243,22 +243,6 @@ def test_clipping_counts_only_trainable_entries_of_all_groups(tmp_path):
     assert brain.optimizer.seen_norm <= brain.max_grad_norm * (1 + 1e-5)
 
 
-def test_mask_from_hparams_keys():
-    model = make_model()
-    mask = make_mask(model)
-    theta_s = {n: p.detach().clone() for n, p in model.named_parameters("model")}
-    hparams = {"mask": mask, "mask_mode": "freeze", "l1_weight": 0.01}
-    brain = ToyBrain(
-        {"model": model},
-        adamw,
-        hparams=hparams,
-        run_opts={"device": "cpu", "noprogressbar": True},
-    )
-    brain.fit(range(2), make_data())
-    assert brain.mask_enforcer.l1_weight == 0.01
-    assert_invariant(model, theta_s, mask)
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_invariant_on_cuda(tmp_path):
     model = make_model()

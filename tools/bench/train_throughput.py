@@ -71,7 +71,8 @@ def worker(config_name, train_csv, work_dir, threads):
     from speechbrain_sparse.allocator import keep_freed_memory
     from speechbrain_sparse.asr.brain import TransformerASRBrain
     from speechbrain_sparse.asr.data import build_dataset, train_loader_options
-    from speechbrain_sparse.asr.experiment import flatten_included, prepare_tokenizer
+    from speechbrain_sparse.asr.experiment import prepare_tokenizer
+    from speechbrain_sparse.asr.options import checked_options
     from speechbrain_sparse.data.features import FeatureCache
 
     torch.set_num_threads(threads)
@@ -84,7 +85,7 @@ def worker(config_name, train_csv, work_dir, threads):
                  "cnn_dropout": config["dropout"]}
     with open(RECIPE / "hparams" / "pretrain_tiny.yaml", encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle, overrides)
-    hparams = {**flatten_included(hparams), "train_csv": train_csv,
+    hparams = {**checked_options(hparams), "train_csv": train_csv,
                "sorting": config["sorting"],
                "train_dataloader_opts": {"num_workers": config["num_workers"],
                                          "batch_size": config.get("batch_size", 16)}}

@@ -1,51 +1,64 @@
 #!/usr/bin/env python3
 """Transformer ASR on the embedded synthetic multi-dialect corpus.
 
-Stages (each a YAML in ``hparams/``):
+Stages (each a YAML in ``hparams/``, every key overridable by its name):
 
-* ``pretrain_<size>.yaml``: train on the high-resource source dialect, evaluate
-  on its test set and zero-shot on every target dialect;
-* ``vanilla_<size>.yaml``: fine-tune all parameters on one target dialect,
-  starting from the pretrained model folder; evaluate on its dev and test sets.
+* ``pretrain_<size>.yaml``: train on the high-resource source dialect, test on
+  it and zero-shot on every target dialect; export the best checkpoint to
+  ``<output_folder>/model``;
+* ``<method>_<size>.yaml``: fine-tune that model on one target dialect with
+  one method of the sparse fine-tuning paper — ``vanilla`` (all parameters),
+  ``diff``, ``fisher``, ``topk``, ``random`` (a mask, the rest bit-identical),
+  ``adapter``, ``union`` / ``intersection`` of two masks; test on its dev and
+  test sets;
+* ``prune_obs_<size>.yaml``: prune the pretrained model with SparseWAV
+  (one-shot layer-wise OBS) and fine-tune it with the pruned entries at zero.
+
+Sizes: ``tiny`` (CPU demo), ``small`` and ``large`` (the paper's models).
+The corpus is synthesised on first use
+(:mod:`speechbrain_sparse.data.synthetic_prepare`).
+The Brain is :class:`speechbrain_sparse.asr.brain.TransformerASRBrain` (with
+:class:`~speechbrain_sparse.training.MaskedTrainingMixin` for masked methods);
+the pipeline, :func:`speechbrain_sparse.asr.experiment.run_asr_experiment`.
 
 Usage::
 
     python train.py hparams/pretrain_tiny.yaml
     python train.py hparams/vanilla_tiny.yaml --dialect en-029
+    python train.py hparams/diff_tiny.yaml --dialect en-029 --density 0.1
     python train.py hparams/pretrain_tiny.yaml --device cuda:0
     torchrun --nproc_per_node=2 train.py hparams/pretrain_small.yaml
 """
 
 import sys
-from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from synthetic_prepare import prepare_data  # noqa: E402
-
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
-from speechbrain_sparse.asr.experiment import run_asr_experiment  # noqa: E402
+from speechbrain_sparse.asr.experiment import check_prerequisites, run_asr_experiment
+from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
 
 
 def main(argv):
     """Runs one stage of the recipe; returns the test results."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=CORPUS_KEYS)
+    check_prerequisites(hparams)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    prepare_data(hparams)
+    prepare_synthetic(hparams)
     return run_asr_experiment(hparams, run_opts)
 
 
 if __name__ == "__main__":
+    from speechbrain_sparse.asr.data import ManifestError
+    from speechbrain_sparse.asr.options import ConfigError
+
     try:
         main(sys.argv[1:])
-    except (ManifestError, FileNotFoundError) as error:
+    except (ManifestError, ConfigError, FileNotFoundError) as error:
         sys.exit(f"train.py: error: {error}")

@@ -22,30 +22,26 @@ The pipeline is :func:`speechbrain_sparse.asr.ctc_experiment.run_ctc_experiment`
 """
 
 import sys
-from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from synthetic_prepare import prepare_data  # noqa: E402
-
-from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment  # noqa: E402
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
+from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
+from speechbrain_sparse.asr.data import ManifestError
+from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
 
 
 def main(argv):
     """Runs one stage; returns the test results."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=CORPUS_KEYS)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    prepare_data(hparams)
+    prepare_synthetic(hparams)
     return run_ctc_experiment(hparams, run_opts)
 
 

@@ -22,58 +22,38 @@ A corpus that cannot be used stops the run with ``train.py: error: <file>:<line>
 """
 
 import sys
-from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
+from xbmu_amdo31_prepare import prepare_xbmu_amdo31
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from xbmu_amdo31_prepare import prepare_xbmu_amdo31  # noqa: E402
-
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
-from speechbrain_sparse.asr.experiment import run_asr_experiment  # noqa: E402
-from speechbrain_sparse.data.generic_layout import prepare_generic_corpus  # noqa: E402
-from speechbrain_sparse.metrics import normalize_tibetan  # noqa: E402
+from speechbrain_sparse.asr.data import ManifestError
+from speechbrain_sparse.asr.experiment import check_prerequisites, run_asr_experiment
+from speechbrain_sparse.asr.options import ConfigError, load_stage_hparams
+from speechbrain_sparse.data.generic_layout import prepare_generic_corpus
+from speechbrain_sparse.metrics import normalize_tibetan
 
 SOURCE_FORMATS = ("xbmu_amdo31", "generic")
+
+#: The keys this script reads (the YAML's data block).
+RECIPE_KEYS = ("source_dialect", "target_dialects", "source_format", "xbmu_folder",
+               "dialects_folder", "source_manifests", "target_manifests",
+               "eval_dialects")
 
 
 class CorpusError(ValueError):
     """A corpus that cannot be prepared; the message names the file (and line)."""
 
 
-def evaluation_dialects(hparams):
-    """``eval_dialects``, or the source and every target when it is null."""
-    return hparams["eval_dialects"] or [
-        hparams["source_dialect"],
-        *hparams["target_dialects"],
-    ]
-
-
-def manifest_path(hparams, dialect, split):
-    """The manifest of one dialect and split.
-
-    The source's manifests live in ``<manifest_folder>/source_<source_format>``
-    and the targets' in ``<manifest_folder>/targets``, so that each preparation
-    keeps its own record of options and a fine-tuning stage never needs the
-    source corpus.
-    """
-    folder = Path(hparams["manifest_folder"])
-    if dialect == hparams["source_dialect"]:
-        folder = folder / f"source_{hparams['source_format']}"
-    elif dialect in hparams["target_dialects"]:
-        folder = folder / "targets"
-    else:
-        raise CorpusError(
-            f"dialect {dialect!r} is neither the source ({hparams['source_dialect']}) "
-            f"nor a target ({', '.join(hparams['target_dialects'])})"
-        )
-    return folder / f"{dialect}_{split}.csv"
-
-
 def prepare_manifests(hparams):
-    """Writes (or reuses) the manifests of the dialects this stage uses."""
+    """Writes (or reuses) the manifests of the dialects this stage uses.
+
+    The source's manifests go to ``source_manifests`` (one folder per
+    ``source_format``, each with its own record of options) and the targets'
+    to ``target_manifests``, so a fine-tuning stage never needs the source
+    corpus. The YAML's ``train_csv``, ``valid_csv`` and ``test_csvs`` point
+    into these folders.
+    """
     source, targets = hparams["source_dialect"], list(hparams["target_dialects"])
     source_format = hparams["source_format"]
     if source_format not in SOURCE_FORMATS:
@@ -81,45 +61,37 @@ def prepare_manifests(hparams):
             f"source_format must be one of {', '.join(SOURCE_FORMATS)}, "
             f"not {source_format!r}"
         )
-    used = {hparams["dialect"], *evaluation_dialects(hparams)}
-    for dialect in used:
-        manifest_path(hparams, dialect, "train")  # names an unknown dialect
-    source_folder = manifest_path(hparams, source, "train").parent
+    used = {hparams["dialect"], *hparams["eval_dialects"]}
+    unknown = sorted(used - {source, *targets})
+    if unknown:
+        raise CorpusError(
+            f"dialect {unknown[0]!r} is neither the source ({source}) "
+            f"nor a target ({', '.join(targets)})"
+        )
     if source in used and source_format == "xbmu_amdo31":
-        prepare_xbmu_amdo31(hparams["xbmu_folder"], source_folder, dialect=source)
+        prepare_xbmu_amdo31(hparams["xbmu_folder"], hparams["source_manifests"],
+                            dialect=source)
     elif source in used:
         prepare_generic_corpus(
             hparams["dialects_folder"],
-            source_folder,
+            hparams["source_manifests"],
             dialects=[source],
             normalize=normalize_tibetan,
         )
     if used & set(targets):
         prepare_generic_corpus(
             hparams["dialects_folder"],
-            Path(hparams["manifest_folder"]) / "targets",
+            hparams["target_manifests"],
             dialects=targets,
             normalize=normalize_tibetan,
         )
 
 
-def add_manifests(hparams):
-    """Sets ``train_csv``, ``valid_csv`` and ``test_csvs`` from the dialect keys."""
-    dialect = hparams["dialect"]
-    hparams["train_csv"] = manifest_path(hparams, dialect, "train")
-    hparams["valid_csv"] = manifest_path(hparams, dialect, "dev")
-    hparams["test_csvs"] = {
-        f"{name}_{split}": manifest_path(hparams, name, split)
-        for name in evaluation_dialects(hparams)
-        for split in hparams["eval_splits"]
-    }
-
-
 def main(argv):
     """Runs one stage of the recipe; returns the test results."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=RECIPE_KEYS)
+    check_prerequisites(hparams)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -130,7 +102,6 @@ def main(argv):
         run_on_main(prepare_manifests, kwargs={"hparams": hparams})
     except ValueError as error:  # a bad corpus: the message says where
         raise CorpusError(str(error)) from error
-    add_manifests(hparams)
     return run_asr_experiment(hparams, run_opts)
 
 
@@ -138,7 +109,7 @@ def cli(argv):
     """``main``, with a bad corpus or manifest reported in one line, exit status 1."""
     try:
         return main(argv)
-    except (CorpusError, ManifestError, FileNotFoundError) as error:
+    except (CorpusError, ConfigError, ManifestError, FileNotFoundError) as error:
         sys.exit(f"train.py: error: {error}")
 
 
