@@ -1,8 +1,10 @@
-"""Importance scores for sparse fine-tuning (Algorithm 1 of the Tibetan-dialects paper).
+"""Importance scores: one float per parameter entry, the larger the more important.
 
 Every function returns ``{canonical parameter name: float32 CPU tensor}`` of the
-parameters' shapes; :mod:`speechbrain_sparse.selection` turns scores into an exact
-top-K :class:`~speechbrain_sparse.masks.ParameterMask`.
+parameters' shapes; :func:`speechbrain_sparse.topk.select_topk` turns scores into
+an exact top-K :class:`~speechbrain_sparse.masks.ParameterMask`. The names below
+are the sparse fine-tuning paper's
+(:mod:`speechbrain_sparse.dialect_sparse_finetuning`):
 
 * :func:`diff_scores` -- ``|theta_t - theta_s|``, the paper's *diff*.
 * :func:`magnitude_scores` -- ``|theta_s|``, the paper's *topk*.
@@ -183,7 +185,8 @@ def magnitude_scores(state, coverage=None):
 def _flat_buffer(shapes):
     """Returns ``({name: view}, flat)``: consecutive float32 views of one buffer.
 
-    Selection ranks the flat buffer in place instead of concatenating copies.
+    :mod:`speechbrain_sparse.topk` ranks the flat buffer in place instead of
+    concatenating copies.
     """
     sizes = [int(torch.Size(s).numel()) for s in shapes.values()]
     flat = torch.empty(sum(sizes), dtype=torch.float32)

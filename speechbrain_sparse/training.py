@@ -1,8 +1,9 @@
 """Training with a parameter mask enforced: sparse fine-tuning and pruning.
 
-Algorithm 1 of the sparse fine-tuning paper trains only a masked subnetwork
-while the rest of the model stays at the pretrained values ``theta_s``. This
-module makes that hold *bit for bit* inside a SpeechBrain ``Brain``:
+Sparse fine-tuning (:mod:`speechbrain_sparse.dialect_sparse_finetuning`) trains
+only a masked subnetwork while the rest of the model stays at the pretrained
+values ``theta_s``. This module makes that hold *bit for bit* inside a
+SpeechBrain ``Brain``:
 
 * ``freeze`` mode: entries outside the mask stay ``torch.equal`` to
   ``theta_s``, the values captured when the mask is attached;

@@ -1,6 +1,8 @@
 """Sparse fine-tuning and adapters inside the Transformer ASR recipes.
 
-A fine-tuning YAML chooses its method with one of two keys:
+The recipes' side of :mod:`speechbrain_sparse.dialect_sparse_finetuning`, where
+the paper's method reads step by step. A fine-tuning YAML chooses its method
+with one of two keys:
 
 * ``mask_strategy`` (a ``!new:`` strategy of :mod:`speechbrain_sparse.selection`):
   the mask is selected once, before fine-tuning, over ``model`` (the ModuleList
@@ -25,7 +27,10 @@ import speechbrain as sb
 from speechbrain_sparse.adapters import add_adapters
 from speechbrain_sparse.asr.brain import TransformerASRBrain
 from speechbrain_sparse.asr.data import train_loader_options
-from speechbrain_sparse.masks import ParameterMask
+from speechbrain_sparse.dialect_sparse_finetuning import (
+    language_specific_mask,
+    restrict_training_to_mask,
+)
 from speechbrain_sparse.training import MaskedTrainingMixin
 
 logger = logging.getLogger(__name__)
@@ -68,6 +73,9 @@ def insert_adapters(hparams):
 def select_and_attach_mask(brain, hparams, train_set):
     """Selects the mask (or reloads it on resume) and attaches it to ``brain``.
 
+    Steps 3-5 of :mod:`speechbrain_sparse.dialect_sparse_finetuning` with the
+    recipe's hparams; the target batches are built only if the mask is computed.
+
     Arguments
     ---------
     brain : MaskedTransformerASRBrain
@@ -84,25 +92,20 @@ def select_and_attach_mask(brain, hparams, train_set):
         The attached mask.
     """
     model = hparams["model"]
-    mask_file = Path(hparams["output_folder"]) / "mask.pt"
-    if mask_file.exists():
-        mask = ParameterMask.load(mask_file, model=model)
-        logger.info("reusing the mask of this run: %s", mask_file)
-    else:
-        loader = brain.make_dataloader(
-            train_set, sb.Stage.TRAIN, **train_loader_options(hparams, train_set)
-        )
-        mask = hparams["mask_strategy"].select(model=model, brain=brain, data=loader)
-        if sb.utils.distributed.if_main_process():
-            mask.save(mask_file)
-    logger.info(
-        "mask %s: %d of %d parameters trainable (density %.4f)",
-        mask.method,
-        mask.num_selected(),
-        mask.numel(),
-        mask.density(),
+
+    def target_batches():
+        options = train_loader_options(hparams, train_set)
+        return brain.make_dataloader(train_set, sb.Stage.TRAIN, **options)
+
+    mask = language_specific_mask(
+        hparams["mask_strategy"],
+        model,
+        brain=brain,
+        data=target_batches,
+        mask_file=Path(hparams["output_folder"]) / "mask.pt",
     )
-    brain.attach_mask(
+    restrict_training_to_mask(
+        brain,
         mask,
         mode=hparams.get("mask_mode", "freeze"),
         l1_weight=hparams.get("l1_weight", 0.0),

@@ -17,7 +17,7 @@ import time
 import torch
 
 from speechbrain_sparse.scores import diff_scores
-from speechbrain_sparse.selection import select_topk
+from speechbrain_sparse.topk import select_topk
 
 
 def large_transformer_shapes(d_model=512, d_ffn=2048, enc=16, dec=8, vocab=2000):
