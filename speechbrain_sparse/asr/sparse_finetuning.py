@@ -82,7 +82,7 @@ def select_and_attach_mask(brain, hparams, train_set):
         The recipe's Brain, built and holding the pretrained weights.
     hparams : dict
         ``mask_strategy``, ``model``, ``output_folder``, ``train_dataloader_opts``;
-        optional ``mask_mode`` (default ``freeze``) and ``l1_weight``.
+        ``mask_mode`` and ``l1_weight`` (see :mod:`speechbrain_sparse.asr.options`).
     train_set : Dataset
         Target-dialect training data (used by ``fisher``).
 
@@ -107,8 +107,8 @@ def select_and_attach_mask(brain, hparams, train_set):
     restrict_training_to_mask(
         brain,
         mask,
-        mode=hparams.get("mask_mode", "freeze"),
-        l1_weight=hparams.get("l1_weight", 0.0),
+        mode=hparams["mask_mode"],
+        l1_weight=hparams["l1_weight"],
         module=model,
     )
     return mask

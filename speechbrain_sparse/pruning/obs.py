@@ -112,7 +112,7 @@ class ObsResult:
 def pruned_count(numel, sparsity):
     """Returns how many of ``numel`` entries sparsity ``s`` prunes: round(s·numel).
 
-    Halves round up, as :func:`speechbrain_sparse.selection.count_for_density`.
+    Halves round up, as :func:`speechbrain_sparse.topk.count_for_density`.
 
     Example
     -------
