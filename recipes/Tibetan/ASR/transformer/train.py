@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """Transformer ASR for Tibetan dialects: pretrain on Amdo, fine-tune on U-Tsang, Khampa.
 
-The same pipeline, architecture and fine-tuning base as the synthetic recipe
-(:func:`speechbrain_sparse.asr.experiment.run_asr_experiment`); only the data
+Stages (each a YAML in ``hparams/``, every key overridable by its name):
+``pretrain_<size>.yaml`` (Amdo, then zero-shot on every dialect) and
+``<method>_<size>.yaml`` for the eight fine-tuning methods of the paper
+(``vanilla``, ``diff``, ``fisher``, ``topk``, ``random``, ``adapter``,
+``union``, ``intersection``), sizes ``small`` and ``large``.
+
+The same pipeline and architecture as the synthetic recipe
+(:func:`speechbrain_sparse.asr.experiment.run_asr_experiment`, the Brain
+:class:`speechbrain_sparse.asr.brain.TransformerASRBrain`); only the data
 differ. Amdo (the high-resource source) comes from XBMU-AMDO31
 (``source_format: xbmu_amdo31``, see ``xbmu_amdo31_prepare.py``) or from the
 generic per-dialect layout (``source_format: generic``); U-Tsang and Khampa (the
