@@ -103,7 +103,7 @@ def transcripts(csv_path):
 
 def load_or_build(hparams):
     """Returns the :class:`PretrainedModel` (with its tokenizer) the run starts from."""
-    directory = hparams.get("pretrained_dir")
+    directory = hparams["pretrained_dir"]
     if directory:
         pretrained = load_huggingface(directory)
         pretrained.tokenizer = CharacterCTCTokenizer.from_pretrained(directory)
@@ -111,13 +111,13 @@ def load_or_build(hparams):
             raise ValueError(f"{directory}: vocab.json has {len(pretrained.tokenizer)} "
                              f"tokens, the model {pretrained.model.config.vocab_size}")
         return pretrained
-    if "hf_config" not in hparams:
+    if hparams["hf_config"] is None:
         raise ValueError("the YAML needs pretrained_dir (a Hugging Face CTC folder) "
                          "or hf_config (a model to train from scratch)")
     texts = transcripts(hparams["train_csv"])
     tokenizer = CharacterCTCTokenizer.from_transcripts(texts)
     model = build_ctc_model(hparams["hf_config"], tokenizer)
-    family = HuggingFaceSSLFamily(normalize_audio=hparams.get("normalize_audio", True),
+    family = HuggingFaceSSLFamily(normalize_audio=hparams["normalize_audio"],
                                   use_attention_mask=True)
     return PretrainedModel("huggingface", None, model, family, tokenizer=tokenizer)
 

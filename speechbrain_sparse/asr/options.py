@@ -93,6 +93,11 @@ OPTIONAL = {
     "adapter_projection_size": (None, _number(minimum=1, integer=True, optional=True)),
     "prune_sparsities": (None, _anything),
     "sparse_export": (False, _boolean),
+    # a stage that starts from a model folder (see asr/model_folder.py)
+    "pretrained_dir": (None, _anything),
+    # Hugging Face CTC models (asr/ctc_experiment.py): a folder or a config
+    "hf_config": (None, _anything),
+    "normalize_audio": (True, _boolean),
 }
 
 #: Keys the library reads (required by some stage, or optional above).
