@@ -14,10 +14,11 @@ Fine-tuning YAMLs load it with SpeechBrain's ``Pretrainer`` (``pretrained_dir``)
 """
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from speechbrain_sparse.fileio import replace_folder
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
@@ -93,19 +94,3 @@ def check_model_folder(folder):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"pretrained model folder {folder} lacks {name}")
 
-
-def replace_folder(staging, destination):
-    """Swaps the finished folder ``staging`` in as ``destination`` (a rename each).
-
-    An existing ``destination`` is moved aside first and removed only once the
-    new folder is in place, so readers never see a half-written folder.
-    """
-    staging, destination = Path(staging), Path(destination)
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-        os.replace(staging, destination)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, destination)
