@@ -2,7 +2,7 @@
 
 After training, the best checkpoint's modules and the tokenizer are copied into
 one folder (written under a temporary name, then renamed, so it is never seen
-half-written)::
+half-written: :func:`speechbrain_sparse.fileio.atomic_folder`)::
 
     <output_folder>/model/
         model.ckpt        state dict of [CNN, Transformer, seq_lin, ctc_lin]
@@ -15,10 +15,9 @@ Fine-tuning YAMLs load it with SpeechBrain's ``Pretrainer`` (``pretrained_dir``)
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
-from speechbrain_sparse.fileio import replace_folder
+from speechbrain_sparse.fileio import atomic_folder
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
@@ -56,11 +55,7 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     ['model.ckpt', 'model_info.json', 'normalizer.ckpt', 'tokenizer.model']
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
-    )
-    try:
+    with atomic_folder(destination) as staging:
         for name in MODEL_FILES:
             key = name.split(".")[0]
             if key not in checkpoint.paramfiles:
@@ -68,10 +63,6 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
             shutil.copyfile(checkpoint.paramfiles[key], staging / name)
         shutil.copyfile(tokenizer_file, staging / "tokenizer.model")
         (staging / "model_info.json").write_text(json.dumps(info or {}, indent=2))
-        replace_folder(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return destination
 
 

@@ -27,6 +27,7 @@ from speechbrain_sparse.fileio.records import (
     unpack_bits,
 )
 from speechbrain_sparse.fileio.writing import (
+    atomic_folder,
     atomic_write,
     replace_folder,
     torch_save_atomic,
@@ -37,6 +38,7 @@ from speechbrain_sparse.fileio.writing import (
 
 __all__ = [
     "ManifestError",
+    "atomic_folder",
     "atomic_write",
     "check_audio_file",
     "check_sha256",

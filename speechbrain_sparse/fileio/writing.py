@@ -3,7 +3,8 @@
 Every file is written under a temporary name in its destination's folder and
 moved into place with ``os.replace`` (a rename); when writing fails, the
 temporary file is removed and an existing file under the final name is left as
-it was. :func:`replace_folder` does the same for a whole folder.
+it was. :func:`atomic_folder` and :func:`replace_folder` do the same for a
+whole folder.
 
 Example
 -------
@@ -24,6 +25,7 @@ import csv
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -155,3 +157,44 @@ def replace_folder(staging, destination):
         shutil.rmtree(old)
     else:
         os.replace(staging, destination)
+
+
+@contextlib.contextmanager
+def atomic_folder(destination):
+    """Yields an empty folder to fill; it becomes ``destination`` once filled.
+
+    The folder is a hidden sibling of ``destination``; when the ``with`` block
+    ends normally it replaces ``destination`` (:func:`replace_folder`), when the
+    block raises it is removed and ``destination`` is left as it was.
+
+    Arguments
+    ---------
+    destination : str or os.PathLike
+        The folder to create or replace; its parent is created when missing.
+
+    Yields
+    ------
+    pathlib.Path
+        The staging folder (mode 0755).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_folder(root / "model") as staging:
+    ...     _ = (staging / "model.ckpt").write_bytes(b"weights")
+    >>> [p.name for p in root.iterdir()], [p.name for p in (root / "model").iterdir()]
+    (['model'], ['model.ckpt'])
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
+    )
+    os.chmod(staging, 0o755)  # mkdtemp makes it private
+    try:
+        yield staging
+        replace_folder(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
