@@ -28,7 +28,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["speechbrain_sparse", "speechbrain_sparse.*"]),
-    package_data={"speechbrain_sparse": ["data/*.txt"]},
+    package_data={"speechbrain_sparse": ["data/*.txt", "hparams/*.yaml"]},
     install_requires=read_requirements("requirements.txt"),
     extras_require={"dev": read_requirements("requirements-dev.txt")},
     entry_points={"console_scripts": ["sb-sparse=speechbrain_sparse.cli:main"]},

@@ -7,8 +7,9 @@ algebra of the paper's Table IV (``|``, ``&``, ``-``, ``~``), overlap statistics
 and a self-describing, checksummed file format.
 
 Names are *canonical*: the wrappers added by DDP (``module.``) and
-``torch.compile`` (``_orig_mod.``) are removed by :func:`canonical_parameter_name`,
-so a mask computed on one process layout applies to any other.
+``torch.compile`` (``_orig_mod.``) are removed
+(:mod:`speechbrain_sparse.parameter_names`, whose functions are importable from
+here too), so a mask computed on one process layout applies to any other.
 
 Example
 -------
@@ -23,108 +24,27 @@ Example
 import fnmatch
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from speechbrain_sparse.fileio import (
+    check_sha256,
+    load_record,
+    pack_bits,
+    save_record,
+    sha256_of,
+    unpack_bits,
+)
+from speechbrain_sparse.parameter_names import (
+    canonical_named_parameters,
+    canonical_parameter_name,
+    layer_of,
+)
+
 FORMAT_NAME = "speechbrain_sparse.ParameterMask"
 FORMAT_VERSION = 1
-WRAPPER_COMPONENTS = ("module", "_orig_mod")
-LAYER_CONTAINERS = ("layer", "layers", "block", "blocks")
-
-
-def canonical_parameter_name(name):
-    """Returns ``name`` without DDP (``module``) / torch.compile (``_orig_mod``) parts.
-
-    The one place where wrapper prefixes are stripped; every mask, score and the
-    training mixin key their tensors by this name. Components are dropped wherever
-    they occur, since SpeechBrain wraps each entry of ``Brain.modules`` separately
-    (``model.module.encoder...``). A genuine sub-module attribute called ``module``
-    is dropped too, which is harmless unless it collides with another name;
-    :func:`canonical_named_parameters` raises on such a collision.
-
-    Arguments
-    ---------
-    name : str
-        A name as given by ``named_parameters()`` or a ``state_dict``.
-
-    Returns
-    -------
-    str
-        The name in the unwrapped model.
-
-    Example
-    -------
-    >>> canonical_parameter_name("module._orig_mod.encoder.layers.0.w.weight")
-    'encoder.layers.0.w.weight'
-    >>> canonical_parameter_name("model.module.ctc_lin.w.bias")
-    'model.ctc_lin.w.bias'
-    """
-    parts = [part for part in name.split(".") if part not in WRAPPER_COMPONENTS]
-    return ".".join(parts)
-
-
-def canonical_named_parameters(model):
-    """Returns ``{canonical name: parameter}`` of ``model`` in definition order.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        The (possibly DDP-wrapped or compiled) model.
-
-    Returns
-    -------
-    dict
-        Canonical name -> ``torch.nn.Parameter``.
-
-    Example
-    -------
-    >>> list(canonical_named_parameters(torch.nn.Linear(2, 2)))
-    ['weight', 'bias']
-    """
-    params = {}
-    for name, param in model.named_parameters():
-        canonical = canonical_parameter_name(name)
-        if canonical in params and params[canonical] is not param:
-            raise ValueError(f"two parameters share the canonical name '{canonical}'")
-        params[canonical] = param
-    return params
-
-
-def layer_of(name):
-    """Returns the layer a parameter belongs to, for per-layer statistics.
-
-    The layer is the name up to the last index inside a ``layers`` / ``blocks``
-    container (``encoder.layers.3``); other parameters are grouped by their
-    top-level module (``ctc_lin``).
-
-    Arguments
-    ---------
-    name : str
-        Canonical parameter name.
-
-    Returns
-    -------
-    str
-        The layer name.
-
-    Example
-    -------
-    >>> layer_of("layers.1.encoder.layers.3.pos_ffn.ffn.0.weight")
-    'layers.1.encoder.layers.3'
-    >>> layer_of("ctc_lin.w.weight"), layer_of("weight")
-    ('ctc_lin', '(top)')
-    """
-    parts = name.split(".")
-    cut = None
-    for i in range(1, len(parts) - 1):
-        if parts[i].isdigit() and parts[i - 1].rsplit("_", 1)[-1] in LAYER_CONTAINERS:
-            cut = i
-    if cut is not None:
-        return ".".join(parts[: cut + 1])
-    return parts[0] if len(parts) > 1 else "(top)"
 
 
 class Coverage:
@@ -383,29 +303,26 @@ class ParameterMask(Mapping):
     def save(self, path):
         """Writes the mask to ``path`` atomically (temp file + ``os.replace``).
 
-        The file is a ``torch.save`` dict: format name and version, the
-        :meth:`describe` metadata, each parameter's name, shape and count, the
-        fingerprint of the shapes, and the bools packed 8 per byte (numpy
-        ``packbits``, parameter order, row-major; a uint8 tensor) with their
-        sha256.
+        The file is a :mod:`speechbrain_sparse.fileio.records` record: format
+        name and version, the :meth:`describe` metadata, each parameter's
+        name, shape and count, the fingerprint of the shapes, and the bools
+        packed 8 per byte (parameter order, row-major; a uint8 tensor) with
+        their sha256.
         """
         flat = [t.reshape(-1) for t in self._tensors.values()]
-        bits = torch.cat(flat).numpy() if flat else np.zeros(0, dtype=bool)
-        packed = np.packbits(bits)
-        record = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+        bits = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.bool)
+        packed = pack_bits(bits)
+        save_record(path, FORMAT_NAME, FORMAT_VERSION, {
             **self.describe(),
             "parameters": [
                 {"name": n, "shape": list(t.shape), "selected": int(t.count_nonzero())}
                 for n, t in self._tensors.items()
             ],
             "fingerprint": shapes_fingerprint(self.shapes),
-            "numel": int(bits.size),
-            "payload": torch.from_numpy(packed),
-            "payload_sha256": hashlib.sha256(packed.tobytes()).hexdigest(),
-        }
-        _atomic_torch_save(record, path)
+            "numel": int(bits.numel()),
+            "payload": packed,
+            "payload_sha256": sha256_of([packed]),
+        })
 
     @classmethod
     def load(cls, path, model=None):
@@ -431,37 +348,18 @@ class ParameterMask(Mapping):
             If the file is truncated, corrupted, of another format, or does not
             match ``model``; the message names the file (and the parameter).
         """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"mask file not found: {path}")
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(
-                f"{path}: cannot read mask file (truncated or corrupted?): {error}"
-            ) from error
-        if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path}: not a {FORMAT_NAME} file")
-        if record.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {record['format_version']} is "
-                             f"newer than this reader ({FORMAT_VERSION})")
-        try:
-            mask = cls._from_record(record)
-        except (KeyError, TypeError, RuntimeError, ValueError) as error:
-            raise ValueError(f"{path}: corrupted mask file: {error}") from error
+        mask = load_record(path, FORMAT_NAME, FORMAT_VERSION, cls._from_record,
+                           "mask file")
         if model is not None:
-            mask.check_matches(mask.coverage.shapes(model), source=path)
+            mask.check_matches(mask.coverage.shapes(model), source=os.fspath(path))
         return mask
 
     @classmethod
     def _from_record(cls, record):
-        payload = record["payload"].numpy()
-        if hashlib.sha256(payload.tobytes()).hexdigest() != record["payload_sha256"]:
-            raise ValueError("payload checksum mismatch")
-        bits = np.unpackbits(payload)
-        flat = torch.from_numpy(bits[: record["numel"]].astype(bool))
+        check_sha256([record["payload"]], record["payload_sha256"])
+        flat = unpack_bits(record["payload"], record["numel"])
         sizes = [int(np.prod(e["shape"], dtype=np.int64)) for e in record["parameters"]]
-        if sum(sizes) != record["numel"] or flat.numel() != record["numel"]:
+        if sum(sizes) != record["numel"]:
             raise ValueError("parameter list does not match the payload size")
         tensors = {
             e["name"]: part.view(e["shape"])
@@ -500,22 +398,3 @@ def _jaccard(pairs):
     union = sum(u for _, u in pairs)
     return intersection / union if union else 1.0
 
-
-def _atomic_torch_save(obj, path):
-    """``torch.save`` to a temp file in the same folder, then ``os.replace``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -40,18 +40,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from speechbrain_sparse.data.manifests import read_json  # noqa: E402
-from speechbrain_sparse.pruning.ablation import (  # noqa: E402
+from speechbrain_sparse.fileio import read_json  # noqa: E402
+from speechbrain_sparse.reproduction.plan import Run  # noqa: E402
+from speechbrain_sparse.reproduction.runner import (  # noqa: E402
+    MatrixRunner,
+    summarize_status,
+)
+from speechbrain_sparse.reproduction.sparsewav_tables import (  # noqa: E402
     TABLE_ROWS,
     ablation_runs,
     run_record,
     utterance_counts,
     write_tables,
-)
-from speechbrain_sparse.reproduction.plan import Run  # noqa: E402
-from speechbrain_sparse.reproduction.runner import (  # noqa: E402
-    MatrixRunner,
-    summarize_status,
 )
 
 RECIPES = REPO / "recipes" / "Synthetic" / "ASR"

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH_SOURCE = ROOT / "speechbrain_sparse" / "asr" / "transformer_asr.yaml"
+ARCH_SOURCE = ROOT / "speechbrain_sparse" / "hparams" / "transformer_asr.yaml"
 
 # ---- sizes: the paper's Transformer-small / -large, and a CPU demo size ----
 SIZES = {

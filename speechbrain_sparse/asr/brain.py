@@ -22,7 +22,7 @@ import os
 import speechbrain as sb
 
 from speechbrain_sparse.data.features import batch_features
-from speechbrain_sparse.data.manifests import write_csv_atomic
+from speechbrain_sparse.fileio import write_csv_atomic, write_text_atomic
 from speechbrain_sparse.metrics import tibetan_syllables
 
 logger = logging.getLogger(__name__)
@@ -113,10 +113,7 @@ class ASRBrain(sb.Brain):
             for name, stats in self.test_results.items()
         }
         if results_file and sb.utils.distributed.if_main_process():
-            temporary = f"{results_file}.tmp"
-            with open(temporary, "w") as handle:
-                json.dump(results, handle, indent=2)
-            os.replace(temporary, results_file)
+            write_text_atomic(results_file, json.dumps(results, indent=2))
         return results
 
 

@@ -13,27 +13,27 @@ Example
 >>> check_manifest(folder / "bad.csv")
 Traceback (most recent call last):
 ...
-speechbrain_sparse.asr.data.ManifestError: ...bad.csv: missing column(s) spk_id ...
+speechbrain_sparse.fileio.reading.ManifestError: ...bad.csv: missing column(s) spk_id...
 """
 
-import csv
 import logging
-from pathlib import Path
 
-import soundfile
 import speechbrain as sb
 import torch
 
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.data.features import FeatureCache
+from speechbrain_sparse.fileio import (
+    ManifestError,
+    check_audio_file,
+    read_audio_checked,
+    read_manifest,
+    row_place,
+)
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav", "spk_id", "wrd")
-
-
-class ManifestError(ValueError):
-    """A manifest (CSV) that cannot be used; the message names file and row."""
 
 
 def check_manifest(csv_path, check_audio=True):
@@ -56,63 +56,16 @@ def check_manifest(csv_path, check_audio=True):
     ManifestError
         Naming the file, the row (1-based, header excluded) and what is wrong.
     """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise ManifestError(f"{csv_path}: manifest not found")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ManifestError(
-                f"{csv_path}: missing column(s) {', '.join(missing)} "
-                f"(found: {', '.join(reader.fieldnames or [])})"
-            )
-        count = 0
-        for row_number, row in enumerate(reader, start=1):
-            where = f"{csv_path}, row {row_number} (ID {row['ID']!r})"
-            if not (row["wrd"] or "").strip():
-                raise ManifestError(f"{where}: empty transcript in column 'wrd'")
-            try:
-                float(row["duration"])
-            except (TypeError, ValueError):
-                raise ManifestError(
-                    f"{where}: column 'duration' is not a number: {row['duration']!r}"
-                ) from None
-            if check_audio:
-                _check_audio(row["wav"], where)
-            count += 1
-    if count == 0:
+    rows = read_manifest(csv_path, REQUIRED_COLUMNS)
+    for row_number, row in enumerate(rows, start=1):
+        where = row_place(csv_path, row_number, row)
+        if not (row["wrd"] or "").strip():
+            raise ManifestError(f"{where}: empty transcript in column 'wrd'")
+        if check_audio:
+            check_audio_file(row["wav"], where)
+    if not rows:
         raise ManifestError(f"{csv_path}: manifest has no utterances")
-    return count
-
-
-def _check_audio(wav_path, where):
-    """Raises ManifestError if ``wav_path`` is missing or unreadable."""
-    if not Path(wav_path).is_file():
-        raise ManifestError(f"{where}: audio file not found: {wav_path}")
-    try:
-        soundfile.info(wav_path)
-    except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ManifestError(f"{where}: cannot read audio {wav_path}: {error}") from None
-
-
-def read_audio_checked(wav_path):
-    """Reads a wav with SpeechBrain, turning a failure into a message naming it.
-
-    Arguments
-    ---------
-    wav_path : str
-        Path of the audio file.
-
-    Returns
-    -------
-    torch.Tensor
-        The signal, shape ``[samples]``.
-    """
-    try:
-        return sb.dataio.dataio.read_audio(wav_path)
-    except Exception as error:  # torchaudio/soundfile raise many types
-        raise ManifestError(f"cannot read audio {wav_path}: {error}") from error
+    return len(rows)
 
 
 def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):

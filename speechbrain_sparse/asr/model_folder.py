@@ -2,7 +2,7 @@
 
 After training, the best checkpoint's modules and the tokenizer are copied into
 one folder (written under a temporary name, then renamed, so it is never seen
-half-written)::
+half-written: :func:`speechbrain_sparse.fileio.atomic_folder`)::
 
     <output_folder>/model/
         model.ckpt        state dict of [CNN, Transformer, seq_lin, ctc_lin]
@@ -14,10 +14,10 @@ Fine-tuning YAMLs load it with SpeechBrain's ``Pretrainer`` (``pretrained_dir``)
 """
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from speechbrain_sparse.fileio import atomic_folder
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
@@ -55,11 +55,7 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     ['model.ckpt', 'model_info.json', 'normalizer.ckpt', 'tokenizer.model']
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
-    )
-    try:
+    with atomic_folder(destination) as staging:
         for name in MODEL_FILES:
             key = name.split(".")[0]
             if key not in checkpoint.paramfiles:
@@ -67,10 +63,6 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
             shutil.copyfile(checkpoint.paramfiles[key], staging / name)
         shutil.copyfile(tokenizer_file, staging / "tokenizer.model")
         (staging / "model_info.json").write_text(json.dumps(info or {}, indent=2))
-        replace_folder(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return destination
 
 
@@ -93,19 +85,3 @@ def check_model_folder(folder):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"pretrained model folder {folder} lacks {name}")
 
-
-def replace_folder(staging, destination):
-    """Swaps the finished folder ``staging`` in as ``destination`` (a rename each).
-
-    An existing ``destination`` is moved aside first and removed only once the
-    new folder is in place, so readers never see a half-written folder.
-    """
-    staging, destination = Path(staging), Path(destination)
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(destination, old)
-        os.replace(staging, destination)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, destination)

@@ -26,16 +26,19 @@ torch.Size([11, 40])
 """
 
 import contextlib
-import csv
 import fcntl
 import hashlib
 import logging
-import os
 from pathlib import Path
 
-import speechbrain as sb
 import torch
 from tqdm import tqdm
+
+from speechbrain_sparse.fileio import (
+    read_audio_checked,
+    read_manifest,
+    torch_save_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +79,6 @@ def extractor_fingerprint(compute_features, sample_rate=16000):
     return digest.hexdigest()[:16]
 
 
-def _manifest_rows(csv_path):
-    """``(ID, wav)`` of every row of a manifest, in file order."""
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        return [(row["ID"], row["wav"]) for row in csv.DictReader(handle)]
-
-
-def _read_audio(wav):
-    """Reads one file as float32 ``[samples]``; a failure names the file."""
-    try:
-        return sb.dataio.dataio.read_audio(wav).to(torch.float32)
-    except Exception as error:  # soundfile/torchaudio raise many types
-        raise RuntimeError(f"cannot read audio {wav}: {error}") from error
 
 
 def batch_features(batch, compute_features):
@@ -166,7 +157,8 @@ class FeatureCache:
 
     def _build(self, compute_features, progress):
         """Computes every utterance's features and writes the file atomically."""
-        rows = _manifest_rows(self.csv_path)
+        rows = [(row["ID"], row["wav"])
+                for row in read_manifest(self.csv_path, ("ID", "wav"))]
         logger.info("Computing features of %d utterances of %s into %s",
                     len(rows), self.csv_path, self.path)
         # one utterance at a time: tiny ops that extra threads only slow down
@@ -184,15 +176,15 @@ class FeatureCache:
             "lengths": lengths,
             "features": torch.cat(chunks) if chunks else torch.zeros(0, 0),
         }
-        temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        torch.save(payload, temporary)
-        os.replace(temporary, self.path)
+        torch_save_atomic(payload, self.path)
 
     def _compute(self, rows, compute_features, progress):
         """Each utterance's features ``[frames, dims]``, in manifest order."""
         with torch.no_grad():
             return [
-                compute_features(_read_audio(wav).unsqueeze(0))[0].contiguous()
+                compute_features(
+                    read_audio_checked(wav).to(torch.float32).unsqueeze(0)
+                )[0].contiguous()
                 for _, wav in tqdm(rows, desc=f"features {self.csv_path.stem}",
                                    unit="utt", disable=not progress or None)
             ]

@@ -1,7 +1,8 @@
-"""Atomic writers for manifests and small metadata files.
+"""The columns of the manifests this package writes, and where a stage finds them.
 
-A reader never sees half a file: everything is written to a temporary name in the same
-folder and moved into place with ``os.replace``.
+The atomic writers and ``read_json`` live in :mod:`speechbrain_sparse.fileio`;
+they are importable from here too, for the prepare scripts and tools that use
+them next to :data:`MANIFEST_FIELDS`.
 
 Example
 -------
@@ -14,77 +15,26 @@ Example
 'u1,1.5,/a/u1.wav,s1,HELLO,en-us'
 """
 
-import csv
-import json
 import os
 from pathlib import Path
 
+from speechbrain_sparse.fileio import (
+    read_json,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+__all__ = [
+    "MANIFEST_FIELDS",
+    "read_json",
+    "split_manifests",
+    "write_csv_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
 MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd", "dialect")
-
-
-def _temporary_name(path):
-    """A temporary sibling of ``path``, unique to this process."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def write_text_atomic(path, text):
-    """Writes ``text`` to ``path`` atomically (temporary file, then ``os.replace``).
-
-    Arguments
-    ---------
-    path : str or Path
-        The destination; its folder is created when missing.
-    text : str
-        The content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path)
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def write_csv_atomic(path, rows, fieldnames):
-    """Writes ``rows`` (dicts) as a CSV with exactly ``fieldnames`` columns, atomically.
-
-    Arguments
-    ---------
-    path : str or Path
-        The destination CSV.
-    rows : iterable of dict
-        One dict per line, keyed by ``fieldnames``.
-    fieldnames : sequence of str
-        The columns, in order.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path)
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, list(fieldnames), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def write_json_atomic(path, data):
-    """Writes ``data`` as indented, key-sorted JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path):
-    """Returns the JSON content of ``path``, or ``None`` when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def split_manifests(folders, dialects, splits, pattern="{dialect}_{split}.csv"):

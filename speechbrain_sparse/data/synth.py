@@ -77,18 +77,19 @@ from speechbrain_sparse.data import voices
 from speechbrain_sparse.data.acoustics import SAMPLE_RATE, degrade
 from speechbrain_sparse.data.dialects import make_speakers, stable_id
 from speechbrain_sparse.data.generic_layout import split_manifest_rows
-from speechbrain_sparse.data.manifests import (
-    MANIFEST_FIELDS,
-    read_json,
-    write_csv_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
 from speechbrain_sparse.data.sentences import (
     TEXT_DOMAINS,
     coverage_order,
     load_text,
     sentences_sha256,
+)
+from speechbrain_sparse.fileio import (
+    atomic_write,
+    read_json,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -445,14 +446,11 @@ def synthesize_utterance(job):
         speaker.word_gap,
     )
     samples = degrade(clean, sample_rate, np.random.default_rng(rng_key), speaker.tilt)
-    wav_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = wav_path.with_name(f".{wav_path.name}.tmp{os.getpid()}")
-    with wave.open(str(temporary), "wb") as handle:
+    with atomic_write(wav_path, "wb") as file, wave.open(file, "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(SAMPLE_RATE)
         handle.writeframes(samples.astype("<i2").tobytes())
-    os.replace(temporary, wav_path)
     return wav_path
 
 

@@ -32,18 +32,17 @@ Example
 """
 
 import contextlib
-import csv
 import inspect
 import logging
 import random
 import time
-from pathlib import Path
 
 import soundfile
 import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_sparse.fileio import read_audio_checked, read_manifest
 from speechbrain_sparse.pruning.hessian import HessianAccumulator
 
 logger = logging.getLogger(__name__)
@@ -314,9 +313,8 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     ValueError
         Naming the file (and the row) when the manifest cannot be used.
     """
-    from speechbrain_sparse.asr.data import read_audio_checked
-
-    rows = _read_manifest(Path(csv_path), need_words=tokenizer is not None)
+    required = ("ID", "duration", "wav") + (("wrd",) if tokenizer is not None else ())
+    rows = read_manifest(csv_path, required)
     if max_duration is not None:
         rows = [row for row in rows if row["duration"] <= max_duration]
     if num_utterances is not None and num_utterances < len(rows):
@@ -339,22 +337,3 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     return [PaddedBatch(examples[i:i + batch_size])
             for i in range(0, len(examples), batch_size)]
 
-
-def _read_manifest(path, need_words):
-    if not path.is_file():
-        raise ValueError(f"{path}: calibration manifest not found")
-    required = ["ID", "duration", "wav"] + (["wrd"] if need_words else [])
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        rows = []
-        for number, row in enumerate(reader, start=1):
-            try:
-                row["duration"] = float(row["duration"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}, row {number}: duration is not a number: "
-                                 f"{row['duration']!r}") from None
-            rows.append(row)
-    return rows

@@ -10,9 +10,11 @@ Two kinds of folders are understood:
 * a SpeechBrain model folder of our Transformer ASR recipes
   (:mod:`speechbrain_sparse.asr.model_folder`: ``model.ckpt``,
   ``normalizer.ckpt``, ``tokenizer.model``). Its architecture is rebuilt from
-  the recipe's ``arch/transformer_asr.yaml`` with sizes read from the
-  checkpoint's shapes; the number of heads, which no shape shows, comes from
-  ``nhead`` or the ``hyperparams.yaml`` SpeechBrain saved next to the folder.
+  the recipes' ``transformer_asr.yaml`` (package data in
+  ``speechbrain_sparse/hparams/``)
+  with sizes read from the checkpoint's shapes; the number of heads, which no
+  shape shows, comes from ``nhead`` or the ``hyperparams.yaml`` SpeechBrain
+  saved next to the folder.
 
 :func:`load_pretrained` returns a :class:`PretrainedModel` whose ``save``
 writes the pruned model in the same form (plus ``mask.pt``), so the result
@@ -27,23 +29,19 @@ ValueError: .: neither a Hugging Face model directory (config.json) nor a ...
 """
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from speechbrain_sparse.asr.model_folder import replace_folder
+from speechbrain_sparse.fileio import atomic_folder
 from speechbrain_sparse.pruning.model_families import (
     HuggingFaceSSLFamily,
     TransformerASRFamily,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ARCH = (REPO_ROOT / "recipes" / "Synthetic" / "ASR" / "transformer" /
-                "hparams" / "arch" / "transformer_asr.yaml")
+DEFAULT_ARCH = Path(__file__).parents[1] / "hparams" / "transformer_asr.yaml"
 HF_WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin",
                    "model.safetensors.index.json", "pytorch_model.bin.index.json",
                    "generation_config.json")
@@ -107,11 +105,7 @@ class PretrainedModel:
             The destination.
         """
         destination = Path(destination)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.",
-                                        dir=destination.parent))
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        try:
+        with atomic_folder(destination) as staging:
             if self.kind == "huggingface":
                 self.model.save_pretrained(staging)
                 if self.source is not None:
@@ -133,10 +127,6 @@ class PretrainedModel:
                                        staging / "sparse_model.pt", masks=mask)
             (staging / info_file).write_text(
                 json.dumps(info or {}, indent=2, default=str))
-            replace_folder(staging, destination)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return destination
 
 
@@ -190,8 +180,9 @@ def load_pretrained(folder, device="cpu", nhead=None, arch_file=None):
         Attention heads of a SpeechBrain model (else read from the
         ``hyperparams.yaml`` next to the folder).
     arch_file : str or Path, optional
-        Architecture YAML of a SpeechBrain model (default: the synthetic
-        recipe's ``arch/transformer_asr.yaml``).
+        Architecture YAML of a SpeechBrain model (default:
+        :data:`DEFAULT_ARCH`, the recipes' ``transformer_asr.yaml`` shipped
+        with the package).
 
     Returns
     -------

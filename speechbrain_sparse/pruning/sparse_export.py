@@ -8,11 +8,10 @@ sparsity costs ``0.2 + 1/32 ≈ 0.23`` of its dense size. :func:`load_sparse_che
 gives back a state dict whose tensors are ``torch.equal`` to the pruned dense ones,
 so ``model.load_state_dict`` reproduces the pruned model's outputs exactly.
 
-The file is a ``torch.save`` dict (loadable with ``weights_only=True``) holding
-a format name and version, one record per tensor (name, shape, dtype, layout)
-and a sha256 over every payload byte; it is written to a temporary file in the
-same folder and moved into place with ``os.replace``, so a crash never leaves a
-half-written checkpoint under the final name.
+The file is a :mod:`speechbrain_sparse.fileio.records` record (a ``torch.save``
+dict, loadable with ``weights_only=True``, written atomically) holding a format
+name and version, one entry per tensor (name, shape, dtype, layout) and a sha256
+over every payload byte.
 
 Example
 -------
@@ -31,14 +30,20 @@ Authors
 """
 
 import collections
-import hashlib
-import os
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from speechbrain_sparse.masks import _atomic_torch_save, canonical_parameter_name
+from speechbrain_sparse.fileio import (
+    check_sha256,
+    load_record,
+    pack_bits,
+    save_record,
+    sha256_of,
+    unpack_bits,
+)
+from speechbrain_sparse.parameter_names import canonical_parameter_name
 
 FORMAT_NAME = "speechbrain_sparse.SparseCheckpoint"
 FORMAT_VERSION = 1
@@ -75,7 +80,6 @@ def save_sparse_checkpoint(state_dict, path, masks=None, min_sparsity=None):
             [0., 0.]])
     """
     records, payload = [], {}
-    hasher = hashlib.sha256()
     for name, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"state dict entry '{name}' is a {type(tensor).__name__}, "
@@ -85,28 +89,19 @@ def save_sparse_checkpoint(state_dict, path, masks=None, min_sparsity=None):
         record = {"name": name, "shape": list(tensor.shape),
                   "dtype": str(tensor.dtype).replace("torch.", "")}
         if keep is not None and _worth_it(tensor, keep, min_sparsity):
-            bits = torch.from_numpy(np.packbits(keep.reshape(-1).numpy()))
             values = tensor.reshape(-1)[keep.reshape(-1)]
             record.update(layout="bitmask", kept=int(values.numel()))
-            payload[f"{name}:bitmask"], payload[f"{name}:values"] = bits, values
-            _hash(hasher, bits)
-            _hash(hasher, values)
+            payload[f"{name}:bitmask"] = pack_bits(keep)
+            payload[f"{name}:values"] = values
         else:
             record["layout"] = "dense"
             payload[f"{name}:dense"] = tensor
-            _hash(hasher, tensor)
         records.append(record)
-    _atomic_torch_save(
-        {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "tensors": records,
-            "payload": payload,
-            "sha256": hasher.hexdigest(),
-        },
-        path,
-    )
-
+    save_record(path, FORMAT_NAME, FORMAT_VERSION, {
+        "tensors": records,
+        "payload": payload,
+        "sha256": sha256_of(_payload_tensors(records, payload)),
+    })
 
 def _keep_mask(name, tensor, masks):
     """Returns the bool keep-mask of ``tensor`` (None: store it dense)."""
@@ -136,9 +131,12 @@ def _worth_it(tensor, keep, min_sparsity):
     return sparsity >= float(min_sparsity)
 
 
-def _hash(hasher, tensor):
-    """Feeds the raw bytes of a contiguous CPU tensor to ``hasher``."""
-    hasher.update(tensor.reshape(-1).view(torch.uint8).numpy())
+def _payload_tensors(records, payload):
+    """The payload tensors in record order: what the checksum covers."""
+    for entry in records:
+        parts = ("dense",) if entry["layout"] == "dense" else ("bitmask", "values")
+        for part in parts:
+            yield payload[f"{entry['name']}:{part}"]
 
 
 def load_sparse_checkpoint(path, map_location="cpu"):
@@ -164,32 +162,16 @@ def load_sparse_checkpoint(path, map_location="cpu"):
         If the file is truncated, corrupted (checksum, shapes, sizes) or not a
         sparse checkpoint; the message names the file.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"sparse checkpoint not found: {path}")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ValueError(f"{path}: cannot read sparse checkpoint (truncated, "
-                         f"corrupted, or not a torch file): {reason}") from error
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a {FORMAT_NAME} file")
-    if record.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {record['format_version']} is "
-                         f"newer than this reader ({FORMAT_VERSION})")
-    try:
-        state = _rebuild(record)
-    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{path}: corrupted sparse checkpoint: {error}") from error
+    state = load_record(path, FORMAT_NAME, FORMAT_VERSION, _rebuild,
+                        "sparse checkpoint")
     return collections.OrderedDict(
         (name, tensor.to(map_location)) for name, tensor in state.items()
     )
 
-
 def _rebuild(record):
     """Returns the dense tensors of a loaded record, after checking it."""
-    payload, hasher = record["payload"], hashlib.sha256()
+    payload = record["payload"]
+    check_sha256(_payload_tensors(record["tensors"], payload), record["sha256"])
     state = collections.OrderedDict()
     for entry in record["tensors"]:
         name, shape = entry["name"], tuple(entry["shape"])
@@ -197,14 +179,10 @@ def _rebuild(record):
         numel = int(np.prod(shape, dtype=np.int64))
         if entry["layout"] == "dense":
             tensor = payload[f"{name}:dense"]
-            _hash(hasher, tensor)
         elif entry["layout"] == "bitmask":
-            bits, values = payload[f"{name}:bitmask"], payload[f"{name}:values"]
-            _hash(hasher, bits)
-            _hash(hasher, values)
-            keep = torch.from_numpy(np.unpackbits(bits.numpy(), count=numel)
-                                    .astype(bool))
-            if keep.numel() != numel or int(keep.sum()) != values.numel():
+            keep = unpack_bits(payload[f"{name}:bitmask"], numel)
+            values = payload[f"{name}:values"]
+            if int(keep.sum()) != values.numel():
                 raise ValueError(f"'{name}': bitmask and values disagree")
             tensor = torch.zeros(numel, dtype=values.dtype)
             tensor[keep] = values
@@ -214,6 +192,4 @@ def _rebuild(record):
             raise ValueError(f"'{name}': stored {tensor.dtype} with {tensor.numel()} "
                              f"entries, expected {dtype} {list(shape)}")
         state[name] = tensor.reshape(shape)
-    if hasher.hexdigest() != record["sha256"]:
-        raise ValueError("payload checksum mismatch")
     return state

@@ -8,5 +8,7 @@
 * :mod:`~speechbrain_sparse.reproduction.bootstrap`: the paired bootstrap over
   test utterances that tells a difference from noise;
 * :mod:`~speechbrain_sparse.reproduction.claims`: the paper's claims judged
-  with it.
+  with it;
+* :mod:`~speechbrain_sparse.reproduction.sparsewav_tables`: the SparseWAV
+  paper's Table 1 ablation and Fig. 1 curve (plan, tables, claims).
 """

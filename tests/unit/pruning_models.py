@@ -5,6 +5,8 @@ pruning command loads them; the SpeechBrain Transformer ASR is built from the
 synthetic recipe's architecture YAML with small sizes.
 """
 
+import csv
+import json
 from pathlib import Path
 
 import torch
@@ -88,3 +90,53 @@ def asr_family(hparams):
         normalize=hparams["normalize"], seq_lin=hparams["seq_lin"],
         pad_index=hparams["pad_index"],
     )
+
+
+SENTENCES = ["THE CAT SAT", "A DOG RAN FAR", "WE SAW HIM", "BIG RED BOX",
+             "JUMP QUICKLY NOW", "LOVE TO EAT", "VIEW THE SKY", "ZEBRA WALKS"]
+
+
+def calibration_manifest(folder):
+    """Writes six short 16 kHz utterances with transcripts and their SpeechBrain CSV."""
+    import numpy as np
+    import soundfile
+
+    generator = np.random.default_rng(0)
+    rows = []
+    for i, words in enumerate(SENTENCES[:6]):
+        path = Path(folder) / "audio" / f"u{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        samples = 2400 + 400 * i
+        soundfile.write(path, 0.1 * generator.standard_normal(samples), 16000)
+        rows.append({"ID": f"u{i}", "duration": samples / 16000, "wav": str(path),
+                     "spk_id": "s", "wrd": words})
+    path = Path(folder) / "calibration.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def speechbrain_model_folder(root):
+    """A model folder as the recipe exports it, with ``hyperparams.yaml`` beside.
+
+    Random tiny weights (:func:`tiny_transformer_asr`), a character SentencePiece
+    tokenizer; returns ``(folder, hparams)``.
+    """
+    import sentencepiece
+
+    root = Path(root)
+    hparams = tiny_transformer_asr()
+    folder = root / "experiment" / "model"
+    folder.mkdir(parents=True)
+    torch.save(hparams["model"].state_dict(), folder / "model.ckpt")
+    hparams["normalize"]._save(folder / "normalizer.ckpt")
+    (root / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(root / "text.txt"), model_prefix=str(root / "tok"), vocab_size=20,
+        model_type="char", bos_id=1, eos_id=2, unk_id=0, character_coverage=1.0)
+    (folder / "tokenizer.model").write_bytes((root / "tok.model").read_bytes())
+    (folder / "model_info.json").write_text(json.dumps({"size": "tiny"}))
+    (root / "experiment" / "hyperparams.yaml").write_text("seed: 1\nnhead: 2\n")
+    return folder, hparams

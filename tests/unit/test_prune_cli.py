@@ -1,6 +1,5 @@
 """``sb-sparse prune obs`` on a tiny Hugging Face directory and a SpeechBrain folder."""
 
-import csv
 import json
 
 import numpy as np
@@ -12,49 +11,17 @@ from speechbrain_sparse.cli import main
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.pruning.obs import pruned_count
 from speechbrain_sparse.pruning.pretrained import load_pretrained
-from tests.unit.pruning_models import tiny_hf_model, tiny_transformer_asr
-
-SENTENCES = ["THE CAT SAT", "A DOG RAN FAR", "WE SAW HIM", "BIG RED BOX",
-             "JUMP QUICKLY NOW", "LOVE TO EAT", "VIEW THE SKY", "ZEBRA WALKS"]
+from tests.unit.pruning_models import (
+    calibration_manifest,
+    speechbrain_model_folder,
+    tiny_hf_model,
+)
 
 
 @pytest.fixture
 def manifest(tmp_path):
     """Six short utterances with transcripts, as a SpeechBrain CSV."""
-    generator = np.random.default_rng(0)
-    rows = []
-    for i, words in enumerate(SENTENCES[:6]):
-        path = tmp_path / "audio" / f"u{i}.wav"
-        path.parent.mkdir(exist_ok=True)
-        samples = 2400 + 400 * i
-        soundfile.write(path, 0.1 * generator.standard_normal(samples), 16000)
-        rows.append({"ID": f"u{i}", "duration": samples / 16000, "wav": str(path),
-                     "spk_id": "s", "wrd": words})
-    path = tmp_path / "calibration.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def speechbrain_model_folder(root):
-    """A model folder as the recipe exports it, with ``hyperparams.yaml`` beside."""
-    import sentencepiece
-
-    hparams = tiny_transformer_asr()
-    folder = root / "experiment" / "model"
-    folder.mkdir(parents=True)
-    torch.save(hparams["model"].state_dict(), folder / "model.ckpt")
-    hparams["normalize"]._save(folder / "normalizer.ckpt")
-    (root / "text.txt").write_text("\n".join(SENTENCES) + "\n")
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(root / "text.txt"), model_prefix=str(root / "tok"), vocab_size=20,
-        model_type="char", bos_id=1, eos_id=2, unk_id=0, character_coverage=1.0)
-    (folder / "tokenizer.model").write_bytes((root / "tok.model").read_bytes())
-    (folder / "model_info.json").write_text(json.dumps({"size": "tiny"}))
-    (root / "experiment" / "hyperparams.yaml").write_text("seed: 1\nnhead: 2\n")
-    return folder, hparams
+    return calibration_manifest(tmp_path)
 
 
 def run_cli(*args):

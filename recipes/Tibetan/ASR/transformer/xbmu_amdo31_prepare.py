@@ -41,7 +41,6 @@ Bad input, case by case:
 
 import gzip
 import logging
-import os
 import shutil
 import tarfile
 import zlib
@@ -50,9 +49,10 @@ from pathlib import Path, PurePosixPath
 import soundfile
 
 from speechbrain_sparse.data.generic_layout import read_transcripts
-from speechbrain_sparse.data.manifests import (
-    MANIFEST_FIELDS,
+from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
+from speechbrain_sparse.fileio import (
     read_json,
+    replace_folder,
     write_csv_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -195,7 +195,7 @@ def unpack_split(wav_folder, split):
         if not (partial / split).is_dir():
             found = sorted(path.name for path in partial.iterdir())[:5]
             raise ValueError(f"{tarball}: no top-level folder {split}/ (found {found})")
-        os.replace(partial / split, split_dir)
+        replace_folder(partial / split, split_dir)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise ValueError(f"{tarball}: cannot unpack: {error}") from None
     finally:

@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from speechbrain_sparse.pruning.ablation import (
+from speechbrain_sparse.reproduction.sparsewav_tables import (
     TABLE_ROWS,
     ablation_runs,
     claims,
