@@ -77,7 +77,7 @@ OPTIONAL = {
     "bos_index": (None, _number(minimum=0, integer=True, optional=True)),
     "eos_index": (None, _number(minimum=0, integer=True, optional=True)),
     "decoding": ("beam", _one_of("beam", "ctc_greedy")),
-    "valid_search_every": (1, _number(minimum=1, integer=True)),
+    "valid_search_every": (1, _number(minimum=0, integer=True)),  # 0: never
     "syllable_error_rate": (False, _boolean),
     "keep_checkpoints": (2, _number(minimum=1, integer=True)),
     "sorting": ("ascending", _one_of(*SORTINGS)),
