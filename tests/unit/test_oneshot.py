@@ -135,9 +135,9 @@ def test_mixed_sparsity_hits_the_weighted_target_exactly():
     hparams = tiny_transformer_asr()
     model = hparams["model"]
     batch = asr_batch([3200, 2400, 2000], [5, 3, 4])
-    pruner = OneShotPruner(0.7, saliency="obs",
+    pruner = OneShotPruner(saliency="obs",
                            mixed_sparsity=MixedSparsity(alpha=0.1, num_probes=2))
-    mask = pruner.prune(model, asr_family(hparams), [batch], progress=False)
+    mask = pruner.prune(model, asr_family(hparams), [batch], 0.7, progress=False)
     report = mask.options["report"]["matrices"]
     total = sum(keep.numel() for keep in mask.values())
     assert mask.numel() - mask.num_selected() == pruned_count(total, 0.7)
@@ -191,7 +191,6 @@ asr_family: !new:speechbrain_sparse.pruning.model_families.TransformerASRFamily
     frontend: !ref <tiny>
     compute_features: !new:speechbrain.lobes.features.Fbank
 pruner: !new:speechbrain_sparse.pruning.oneshot.OneShotPruner
-    sparsity: 0.75
     saliency: obs
     hessian_dtype: float64
     mixed_sparsity: !new:speechbrain_sparse.pruning.oneshot.MixedSparsity
