@@ -201,7 +201,8 @@ class OneShotPruner:
     damp : float
         Dampening, a fraction of the mean diagonal of each Hessian.
     mixed_sparsity : MixedSparsity, optional
-        Per-matrix sparsities around the target; uniform when None.
+        Allocates per-matrix sparsities around the target (anything with
+        :meth:`MixedSparsity.allocate`); uniform when None.
     hessian_dtype : str or torch.dtype
         ``"float32"`` or ``"float64"``: precision of the Hessians.
     report_errors : bool
@@ -235,9 +236,10 @@ class OneShotPruner:
         if hessian_dtype not in HESSIAN_DTYPES.values():
             raise ValueError(f"hessian_dtype must be one of {tuple(HESSIAN_DTYPES)}, "
                              f"got {hessian_dtype!r}")
-        if mixed_sparsity is not None and not isinstance(mixed_sparsity, MixedSparsity):
-            raise TypeError(f"mixed_sparsity must be a MixedSparsity or None, "
-                            f"got {mixed_sparsity!r}")
+        if mixed_sparsity is not None and not callable(
+                getattr(mixed_sparsity, "allocate", None)):
+            raise TypeError(f"mixed_sparsity must be an allocator such as "
+                            f"MixedSparsity, or None; got {mixed_sparsity!r}")
         self.saliency = saliency
         self.block_size = int(block_size)
         self.damp = float(damp)

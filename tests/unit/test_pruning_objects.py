@@ -77,7 +77,7 @@ def test_the_schedule_is_checked():
         pruning_settings(load(prune_sparsities=[0.8, 0.7]))
     with pytest.raises(ValueError, match="prune_sparsities must be a non-empty"):
         check_schedule([])
-    with pytest.raises(ValueError, match=r"each of prune_sparsities must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"each of prune_sparsities must be in"):
         check_schedule([0.5, 1.0])
     with pytest.raises(ValueError, match=r"\['pruner'\]"):
         pruning_settings({"prune_sparsities": [0.5], "calibration": CalibrationData()})
