@@ -9,7 +9,7 @@ A stage YAML builds the pruning objects and names the rounds (see
   batches, sparsity, must_prune=<the mask of the round before>)``:
   :class:`~speechbrain_sparse.pruning.oneshot.OneShotPruner` (layer-wise OBS,
   holding its saliency, block size, dampening and optional
-  :class:`~speechbrain_sparse.pruning.oneshot.MixedSparsity`) or
+  :class:`~speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity`) or
   :class:`~speechbrain_sparse.pruning.magnitude.MagnitudePruner` (the
   baseline), chosen by the plain key ``prune_method`` through
   :func:`~speechbrain_sparse.pruning.choice.choose`;

@@ -108,7 +108,8 @@ def run_obs(args):
     """Loads, calibrates, prunes and saves; prints a one-line summary."""
     from speechbrain_sparse.cli import UserError
     from speechbrain_sparse.pruning.calibration import load_calibration_batches
-    from speechbrain_sparse.pruning.oneshot import MixedSparsity, OneShotPruner
+    from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
+    from speechbrain_sparse.pruning.oneshot import OneShotPruner
     from speechbrain_sparse.pruning.pretrained import load_pretrained
 
     _check_arguments(args)

@@ -1,7 +1,7 @@
 """SparseWAV one-shot pruning of a whole model, block by block.
 
 :class:`OneShotPruner` holds the method's settings (saliency, OBS block size,
-dampening, :class:`MixedSparsity` or uniform sparsity, Hessian precision), so a
+dampening, a mixed-sparsity allocator or uniform sparsity, Hessian precision), so a
 YAML builds it with ``!new:``; its :meth:`~OneShotPruner.prune` takes the
 target of one pruning round. :func:`prune_model` is the same in one call.
 Pruning walks the blocks a :class:`ModelFamily` lists (see
@@ -16,7 +16,8 @@ block again to propagate. It returns a :class:`~speechbrain_sparse.masks.Paramet
 ``MaskedTrainingMixin.attach_mask(mask, mode="prune")``; the rows of a packed
 ``in_proj_weight`` hold the masks of its q, k and v slices.
 
-Mixed sparsity (:class:`MixedSparsity`, SparseWAV section 2.3) gives each
+Mixed sparsity (:class:`~speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity`,
+SparseWAV section 2.3) gives each
 matrix its own sparsity from the Hutchinson estimate of its mean Hessian
 diagonal for the family's twice-differentiable loss, computed on the dense
 model before any pruning; slices of a packed projection get their own
@@ -57,132 +58,12 @@ from speechbrain_sparse.pruning.calibration import (
     capture_stage_entry,
     propagate,
 )
-from speechbrain_sparse.pruning.mixed_sparsity import (
-    DISTRIBUTIONS,
-    allocate_prune_counts,
-    allocate_sparsities,
-    hutchinson_trace,
-)
 from speechbrain_sparse.pruning.obs import SALIENCIES, prune_matrix, pruned_count
 from speechbrain_sparse.pruning.reconstruction import relative_reconstruction_error
 
 logger = logging.getLogger(__name__)
 
 HESSIAN_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class MixedSparsity:
-    """Per-matrix sparsities from Hutchinson sensitivities (SparseWAV eqs. 4-7).
-
-    Arguments
-    ---------
-    alpha : float
-        Half-width of the sparsity progression ``[s - α, s + α]``.
-    num_probes : int
-        Hutchinson probes per calibration batch used.
-    distribution : str
-        ``"rademacher"`` or ``"gaussian"`` probes.
-    num_batches : int
-        How many calibration batches the estimate averages over.
-    seed : int
-        Seed of the probes.
-    """
-
-    def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
-                 num_batches=2, seed=0):
-        if not 0.0 <= float(alpha) < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
-        if int(num_probes) < 1:
-            raise ValueError(f"num_probes must be >= 1, got {num_probes!r}")
-        if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, "
-                             f"got {distribution!r}")
-        if int(num_batches) < 1:
-            raise ValueError(f"num_batches must be >= 1, got {num_batches!r}")
-        self.alpha = float(alpha)
-        self.num_probes = int(num_probes)
-        self.distribution = distribution
-        self.num_batches = int(num_batches)
-        self.seed = int(seed)
-
-    def sensitivities(self, model, family, matrices, batches):
-        """Returns ``{matrix name: mean Hessian diagonal}`` on the dense model.
-
-        Each matrix (a slice of a packed projection too) becomes a leaf tensor
-        put in place of its parameter with ``torch.func.functional_call``.
-        """
-        leaves = {m.name: m.read().requires_grad_(True) for m in matrices}
-        real_names = {id(p): n for n, p in model.named_parameters()}
-        slices = {}
-        for matrix in matrices:
-            slices.setdefault(id(matrix.parameter), []).append(matrix)
-        generator = torch.Generator().manual_seed(self.seed)
-        wrapper = _LossModule(model, family)
-        totals = dict.fromkeys(leaves, 0.0)
-        used = list(batches)[: self.num_batches]
-        flags = [(p, p.requires_grad) for p in model.parameters()]
-        for parameter, _ in flags:  # only the leaves need gradients
-            parameter.requires_grad_(False)
-        try:
-            with torch.enable_grad(), family.twice_differentiable(model):
-                for batch in used:
-                    self._add_batch(totals, wrapper, family, model, batch, leaves,
-                                    slices, real_names, generator, len(used))
-        finally:
-            for parameter, flag in flags:
-                parameter.requires_grad_(flag)
-        return totals
-
-    def _add_batch(self, totals, wrapper, family, model, batch, leaves, slices,
-                   real_names, generator, count):
-        reference = family.sensitivity_reference(model, batch)
-
-        def loss_fn():
-            overrides = {f"model.{real_names[key]}": _assemble(parts, leaves)
-                         for key, parts in slices.items()}
-            return torch.func.functional_call(wrapper, overrides, (batch, reference),
-                                              strict=False)
-
-        traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
-                                  self.distribution, generator)
-        for name, value in traces.items():
-            totals[name] += value / count
-
-    def allocate(self, model, family, matrices, batches, target):
-        """Returns per-matrix ``(sparsities, prune counts, sensitivities)``."""
-        sensitivity = self.sensitivities(model, family, matrices, batches)
-        sizes = {m.name: m.numel() for m in matrices}
-        sparsities = allocate_sparsities(sensitivity, sizes, target, self.alpha)
-        return sparsities, allocate_prune_counts(sparsities, sizes, target), sensitivity
-
-
-class _LossModule(torch.nn.Module):
-    """Makes the family's sensitivity loss callable by ``functional_call``."""
-
-    def __init__(self, model, family):
-        super().__init__()
-        self.model = model
-        self.family = family
-
-    def forward(self, batch, reference):
-        return self.family.sensitivity_loss(self.model, batch, reference)
-
-
-def _assemble(parts, leaves):
-    """The parameter rebuilt from its matrices' leaves (row slices in order)."""
-    ordered = sorted(parts, key=lambda m: m.rows.start)
-    if len(ordered) == 1 and ordered[0].shape == tuple(ordered[0].parameter.shape):
-        return leaves[ordered[0].name]
-    full = ordered[0].parameter.detach()
-    pieces, row = [], 0
-    for matrix in ordered:
-        if matrix.rows.start > row:
-            pieces.append(full[row:matrix.rows.start])
-        pieces.append(leaves[matrix.name])
-        row = matrix.rows.stop
-    if row < full.shape[0]:
-        pieces.append(full[row:])
-    return torch.cat(pieces)
 
 
 class OneShotPruner:
@@ -201,8 +82,10 @@ class OneShotPruner:
     damp : float
         Dampening, a fraction of the mean diagonal of each Hessian.
     mixed_sparsity : MixedSparsity, optional
-        Allocates per-matrix sparsities around the target (anything with
-        :meth:`MixedSparsity.allocate`); uniform when None.
+        Allocates per-matrix sparsities around the target (anything with the
+        ``allocate`` method of
+        :class:`~speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity`);
+        uniform when None.
     hessian_dtype : str or torch.dtype
         ``"float32"`` or ``"float64"``: precision of the Hessians.
     report_errors : bool
@@ -212,6 +95,7 @@ class OneShotPruner:
 
     Example
     -------
+    >>> from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
     >>> pruner = OneShotPruner(saliency="obs", mixed_sparsity=MixedSparsity(alpha=0.05))
     >>> pruner.describe()
     {'method': 'obs', 'saliency': 'obs', 'mixed_sparsity': True}

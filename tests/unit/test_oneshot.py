@@ -5,9 +5,10 @@ import torch
 
 from speechbrain_sparse.pruning import oneshot
 from speechbrain_sparse.pruning.calibration import capture_stage_entry, capturing_inputs
+from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.obs import pruned_count
-from speechbrain_sparse.pruning.oneshot import MixedSparsity, OneShotPruner, prune_model
+from speechbrain_sparse.pruning.oneshot import OneShotPruner, prune_model
 from speechbrain_sparse.training import MaskEnforcer
 from tests.unit.pruning_models import (
     asr_batch,
@@ -193,7 +194,7 @@ asr_family: !new:speechbrain_sparse.pruning.model_families.TransformerASRFamily
 pruner: !new:speechbrain_sparse.pruning.oneshot.OneShotPruner
     saliency: obs
     hessian_dtype: float64
-    mixed_sparsity: !new:speechbrain_sparse.pruning.oneshot.MixedSparsity
+    mixed_sparsity: !new:speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity
         alpha: 0.05
         distribution: gaussian
 """)

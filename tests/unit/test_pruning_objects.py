@@ -19,8 +19,9 @@ from speechbrain_sparse.asr.pruning_stage import (
     round_checkpointer,
 )
 from speechbrain_sparse.pruning.magnitude import MagnitudePruner
+from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
 from speechbrain_sparse.pruning.obs import pruned_count
-from speechbrain_sparse.pruning.oneshot import MixedSparsity, OneShotPruner
+from speechbrain_sparse.pruning.oneshot import OneShotPruner
 from tests.conftest import SYNTHETIC_RECIPE
 from tests.unit.pruning_models import asr_batch, asr_family, tiny_transformer_asr
 
