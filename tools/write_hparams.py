@@ -422,6 +422,30 @@ num_calibration: 128                     # utterances of the training manifest
 calibration_batch_size: 8
 calibration_seed: 0
 finetune_max_utterances: null            # fine-tune on a random subset (null: all)
+
+# The objects the stage uses; they read the keys above, so every setting
+# stays a plain command-line override.
+mixed_allocator: !new:speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity
+    alpha: !ref <mixed_alpha>
+    num_probes: !ref <mixed_num_probes>
+    num_batches: !ref <mixed_num_batches>
+pruner: !apply:speechbrain_sparse.pruning.choice.choose
+    key: prune_method
+    value: !ref <prune_method>
+    choices:
+        obs: !new:speechbrain_sparse.pruning.oneshot.OneShotPruner
+            saliency: !ref <saliency>
+            block_size: !ref <block_size>
+            damp: !ref <damp>
+            mixed_sparsity: !apply:speechbrain_sparse.pruning.choice.choose
+                key: mixed_sparsity
+                value: !ref <mixed_sparsity>
+                choices: {{True: !ref <mixed_allocator>, False: null}}
+        magnitude: !new:speechbrain_sparse.pruning.magnitude.MagnitudePruner
+calibration: !new:speechbrain_sparse.asr.pruning_stage.CalibrationData
+    num_utterances: !ref <num_calibration>
+    batch_size: !ref <calibration_batch_size>
+    seed: !ref <calibration_seed>
 """, False)
 
 RULE = "# " + "#" * 76 + "\n"

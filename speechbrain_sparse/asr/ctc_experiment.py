@@ -40,7 +40,7 @@ from speechbrain_sparse.asr.hf_ctc_brain import (
     MaskedHuggingFaceCTCBrain,
 )
 from speechbrain_sparse.asr.options import checked_options
-from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
+from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.pretrained import PretrainedModel, load_huggingface
 
@@ -156,7 +156,7 @@ def run_ctc_experiment(hparams, run_opts):
     mask = None
     if pruning:
         mask = prune_and_finetune(brain, hparams, train_set, valid_set,
-                                  family=pretrained.family)
+                                  family=pretrained.family, **pruning_settings(hparams))
     else:
         brain.fit(counter, train_set, valid_set,
                   train_loader_kwargs=train_loader_options(hparams, train_set),
@@ -168,7 +168,7 @@ def run_ctc_experiment(hparams, run_opts):
         logger.info("%s: WER %.2f  CER %.2f", name, stats["WER"], stats["CER"])
     if sb.utils.distributed.if_main_process():
         info = {"stage": hparams["stage"], "dialect": hparams["dialect"],
-                "epochs": counter.current, "results": results,
+                "epochs": brain.hparams.epoch_counter.current, "results": results,
                 "source": str(pretrained.source) if pretrained.source else None}
         if mask is not None:
             info["achieved_sparsity"] = 1.0 - mask.density()

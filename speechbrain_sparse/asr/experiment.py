@@ -33,7 +33,7 @@ from speechbrain_sparse.asr.brain import TransformerASRBrain
 from speechbrain_sparse.asr.data import build_datasets, train_loader_options
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
 from speechbrain_sparse.asr.options import checked_options
-from speechbrain_sparse.asr.pruning_stage import prune_and_finetune
+from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
 from speechbrain_sparse.asr.sparse_finetuning import (
     MaskedTransformerASRBrain,
     insert_adapters,
@@ -136,7 +136,8 @@ def run_asr_experiment(hparams, run_opts):
     )
     brain.tokenizer = tokenizer
     if pruning:
-        prune_and_finetune(brain, hparams, train_set, valid_set)
+        prune_and_finetune(brain, hparams, train_set, valid_set,
+                           **pruning_settings(hparams))
     else:
         if masked:
             select_and_attach_mask(brain, hparams, train_set)
@@ -169,7 +170,7 @@ def run_asr_experiment(hparams, run_opts):
                     "stage": hparams["stage"],
                     "size": hparams["size"],
                     "dialect": hparams["dialect"],
-                    "epochs": hparams["epoch_counter"].current,
+                    "epochs": brain.hparams.epoch_counter.current,
                     "results": results,
                 },
             )

@@ -91,7 +91,11 @@ OPTIONAL = {
     "mask_mode": ("freeze", _one_of("freeze", "prune")),
     "l1_weight": (0.0, _number(minimum=0)),
     "adapter_projection_size": (None, _number(minimum=1, integer=True, optional=True)),
+    # SparseWAV (asr/pruning_stage.py): objects built by the YAML
     "prune_sparsities": (None, _anything),
+    "pruner": (None, _anything),
+    "calibration": (None, _anything),
+    "finetune_max_utterances": (None, _number(minimum=1, integer=True, optional=True)),
     "sparse_export": (False, _boolean),
     # a stage that starts from a model folder (see asr/model_folder.py)
     "pretrained_dir": (None, _anything),
@@ -118,10 +122,6 @@ LIBRARY_KEYS = frozenset({
     "output_folder", "save_folder", "model_export_dir",
     # Hugging Face CTC models (asr/ctc_experiment.py)
     "hf_config", "normalize_audio", "family",
-    # SparseWAV pruning (asr/pruning_stage.py)
-    "prune_method", "saliency", "mixed_sparsity", "mixed_alpha", "mixed_num_probes",
-    "mixed_num_batches", "block_size", "damp", "num_calibration",
-    "calibration_batch_size", "calibration_seed", "finetune_max_utterances",
 })
 
 REFERENCE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)")

@@ -26,8 +26,6 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from speechbrain_sparse.pruning.obs import SALIENCIES
 
 NAME = "prune"
@@ -110,7 +108,8 @@ def run_obs(args):
     """Loads, calibrates, prunes and saves; prints a one-line summary."""
     from speechbrain_sparse.cli import UserError
     from speechbrain_sparse.pruning.calibration import load_calibration_batches
-    from speechbrain_sparse.pruning.oneshot import MixedSparsity, prune_model
+    from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
+    from speechbrain_sparse.pruning.oneshot import OneShotPruner
     from speechbrain_sparse.pruning.pretrained import load_pretrained
 
     _check_arguments(args)
@@ -132,13 +131,11 @@ def run_obs(args):
     mixed = None
     if args.mixed_sparsity:
         mixed = MixedSparsity(alpha=args.alpha, num_probes=args.num_probes)
+    pruner = OneShotPruner(saliency=args.saliency, block_size=args.block_size,
+                           damp=args.damp, mixed_sparsity=mixed,
+                           hessian_dtype=args.hessian_dtype)
     start = time.perf_counter()
-    mask = prune_model(
-        pretrained.model, pretrained.family, batches, sparsity=args.sparsity,
-        saliency=args.saliency, block_size=args.block_size, damp=args.damp,
-        mixed_sparsity=mixed,
-        hessian_dtype=getattr(torch, args.hessian_dtype),
-    )
+    mask = pruner.prune(pretrained.model, pretrained.family, batches, args.sparsity)
     seconds = time.perf_counter() - start
     info = {
         "method": "obs", "source": str(Path(args.model).resolve()),

@@ -5,7 +5,15 @@
 * :mod:`~speechbrain_sparse.pruning.obs`: one-shot OBS pruning of one matrix
   (SparseWAV / SparseGPT), and the magnitude baseline;
 * :mod:`~speechbrain_sparse.pruning.mixed_sparsity`: Hutchinson sensitivities and
-  per-matrix sparsities whose weighted mean is the target;
+  per-matrix sparsities whose weighted mean is the target (the ``MixedSparsity``
+  allocator);
+* :mod:`~speechbrain_sparse.pruning.oneshot`: ``OneShotPruner`` (SparseWAV, a
+  whole model block by block), an object holding its settings (``!new:`` in a
+  YAML);
+* :mod:`~speechbrain_sparse.pruning.magnitude`: ``MagnitudePruner``, the baseline
+  with the same interface;
+* :mod:`~speechbrain_sparse.pruning.choice`: one of several YAML-built objects,
+  chosen by a plain key (``prune_method``);
 * :mod:`~speechbrain_sparse.pruning.reconstruction`: ``||WX - ŴX||² / ||WX||²``;
 * :mod:`~speechbrain_sparse.pruning.sparse_export`: the bitmask + values
   checkpoint format.

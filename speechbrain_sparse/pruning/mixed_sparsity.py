@@ -16,6 +16,12 @@ sparsities along an arithmetic progression over ``[s - α, s + α]`` (eqs. 6-7).
   parameter-weighted mean is the target exactly, and
   :func:`allocate_prune_counts` into integer counts that add up exactly to
   ``round(target * total)``.
+* :class:`MixedSparsity` is the allocator the pruner holds
+  (:class:`~speechbrain_sparse.pruning.oneshot.OneShotPruner`, built with
+  ``!new:`` in a YAML): its settings (``alpha``, probes, batches) and
+  ``allocate``, which estimates the sensitivities of the dense model's
+  matrices on calibration batches, each slice of a packed projection a
+  separate leaf put in place by ``torch.func.functional_call``.
 
 Example
 -------
@@ -253,3 +259,126 @@ def allocate_prune_counts(sparsities, sizes, target=None):
                 counts[name] -= 1
                 missing += 1
     return counts
+
+
+class MixedSparsity:
+    """Per-matrix sparsities from Hutchinson sensitivities (SparseWAV eqs. 4-7).
+
+    Arguments
+    ---------
+    alpha : float
+        Half-width of the sparsity progression ``[s - α, s + α]``.
+    num_probes : int
+        Hutchinson probes per calibration batch used.
+    distribution : str
+        ``"rademacher"`` or ``"gaussian"`` probes.
+    num_batches : int
+        How many calibration batches the estimate averages over.
+    seed : int
+        Seed of the probes.
+
+    Example
+    -------
+    >>> MixedSparsity(alpha=0.05, num_probes=2).alpha
+    0.05
+    >>> MixedSparsity(num_probes=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_probes must be >= 1, got 0
+    """
+
+    def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
+                 num_batches=2, seed=0):
+        if not 0.0 <= float(alpha) < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
+        if int(num_probes) < 1:
+            raise ValueError(f"num_probes must be >= 1, got {num_probes!r}")
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, "
+                             f"got {distribution!r}")
+        if int(num_batches) < 1:
+            raise ValueError(f"num_batches must be >= 1, got {num_batches!r}")
+        self.alpha = float(alpha)
+        self.num_probes = int(num_probes)
+        self.distribution = distribution
+        self.num_batches = int(num_batches)
+        self.seed = int(seed)
+
+    def sensitivities(self, model, family, matrices, batches):
+        """Returns ``{matrix name: mean Hessian diagonal}`` on the dense model.
+
+        Each matrix (a slice of a packed projection too) becomes a leaf tensor
+        put in place of its parameter with ``torch.func.functional_call``.
+        """
+        leaves = {m.name: m.read().requires_grad_(True) for m in matrices}
+        real_names = {id(p): n for n, p in model.named_parameters()}
+        slices = {}
+        for matrix in matrices:
+            slices.setdefault(id(matrix.parameter), []).append(matrix)
+        generator = torch.Generator().manual_seed(self.seed)
+        wrapper = _LossModule(model, family)
+        totals = dict.fromkeys(leaves, 0.0)
+        used = list(batches)[: self.num_batches]
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        for parameter, _ in flags:  # only the leaves need gradients
+            parameter.requires_grad_(False)
+        try:
+            with torch.enable_grad(), family.twice_differentiable(model):
+                for batch in used:
+                    self._add_batch(totals, wrapper, family, model, batch, leaves,
+                                    slices, real_names, generator, len(used))
+        finally:
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
+        return totals
+
+    def _add_batch(self, totals, wrapper, family, model, batch, leaves, slices,
+                   real_names, generator, count):
+        reference = family.sensitivity_reference(model, batch)
+
+        def loss_fn():
+            overrides = {f"model.{real_names[key]}": _assemble(parts, leaves)
+                         for key, parts in slices.items()}
+            return torch.func.functional_call(wrapper, overrides, (batch, reference),
+                                              strict=False)
+
+        traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
+                                  self.distribution, generator)
+        for name, value in traces.items():
+            totals[name] += value / count
+
+    def allocate(self, model, family, matrices, batches, target):
+        """Returns per-matrix ``(sparsities, prune counts, sensitivities)``."""
+        sensitivity = self.sensitivities(model, family, matrices, batches)
+        sizes = {m.name: m.numel() for m in matrices}
+        sparsities = allocate_sparsities(sensitivity, sizes, target, self.alpha)
+        return sparsities, allocate_prune_counts(sparsities, sizes, target), sensitivity
+
+
+class _LossModule(torch.nn.Module):
+    """Makes the family's sensitivity loss callable by ``functional_call``."""
+
+    def __init__(self, model, family):
+        super().__init__()
+        self.model = model
+        self.family = family
+
+    def forward(self, batch, reference):
+        return self.family.sensitivity_loss(self.model, batch, reference)
+
+
+def _assemble(parts, leaves):
+    """The parameter rebuilt from its matrices' leaves (row slices in order)."""
+    ordered = sorted(parts, key=lambda m: m.rows.start)
+    if len(ordered) == 1 and ordered[0].shape == tuple(ordered[0].parameter.shape):
+        return leaves[ordered[0].name]
+    full = ordered[0].parameter.detach()
+    pieces, row = [], 0
+    for matrix in ordered:
+        if matrix.rows.start > row:
+            pieces.append(full[row:matrix.rows.start])
+        pieces.append(leaves[matrix.name])
+        row = matrix.rows.stop
+    if row < full.shape[0]:
+        pieces.append(full[row:])
+    return torch.cat(pieces)

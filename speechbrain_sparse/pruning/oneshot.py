@@ -1,6 +1,10 @@
 """SparseWAV one-shot pruning of a whole model, block by block.
 
-:func:`prune_model` walks the blocks a :class:`ModelFamily` lists (see
+:class:`OneShotPruner` holds the method's settings (saliency, OBS block size,
+dampening, a mixed-sparsity allocator or uniform sparsity, Hessian precision), so a
+YAML builds it with ``!new:``; its :meth:`~OneShotPruner.prune` takes the
+target of one pruning round. :func:`prune_model` is the same in one call.
+Pruning walks the blocks a :class:`ModelFamily` lists (see
 :mod:`~speechbrain_sparse.pruning.model_families`) and, for each block:
 captures the inputs of its matrices on the outputs of the already-pruned
 previous blocks and accumulates one Hessian per input stream with padded
@@ -12,7 +16,8 @@ block again to propagate. It returns a :class:`~speechbrain_sparse.masks.Paramet
 ``MaskedTrainingMixin.attach_mask(mask, mode="prune")``; the rows of a packed
 ``in_proj_weight`` hold the masks of its q, k and v slices.
 
-Mixed sparsity (:class:`MixedSparsity`, SparseWAV section 2.3) gives each
+Mixed sparsity (:class:`~speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity`,
+SparseWAV section 2.3) gives each
 matrix its own sparsity from the Hutchinson estimate of its mean Hessian
 diagonal for the family's twice-differentiable loss, computed on the dense
 model before any pruning; slices of a packed projection get their own
@@ -35,8 +40,8 @@ Example
 ...     num_conv_pos_embedding_groups=2)
 >>> model = Wav2Vec2Model(config)
 >>> batches = [PaddedBatch([{"sig": torch.randn(4000)} for _ in range(2)])]
->>> mask = prune_model(model, HuggingFaceSSLFamily(), batches, sparsity=0.5,
-...                    progress=False)
+>>> pruner = OneShotPruner(saliency="improved", block_size=128, damp=0.01)
+>>> mask = pruner.prune(model, HuggingFaceSSLFamily(), batches, 0.5, progress=False)
 >>> len(mask), mask.density()
 (12, 0.5)
 """
@@ -53,12 +58,7 @@ from speechbrain_sparse.pruning.calibration import (
     capture_stage_entry,
     propagate,
 )
-from speechbrain_sparse.pruning.mixed_sparsity import (
-    allocate_prune_counts,
-    allocate_sparsities,
-    hutchinson_trace,
-)
-from speechbrain_sparse.pruning.obs import prune_matrix, pruned_count
+from speechbrain_sparse.pruning.obs import SALIENCIES, prune_matrix, pruned_count
 from speechbrain_sparse.pruning.reconstruction import relative_reconstruction_error
 
 logger = logging.getLogger(__name__)
@@ -66,119 +66,15 @@ logger = logging.getLogger(__name__)
 HESSIAN_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class MixedSparsity:
-    """Per-matrix sparsities from Hutchinson sensitivities (SparseWAV eqs. 4-7).
-
-    Arguments
-    ---------
-    alpha : float
-        Half-width of the sparsity progression ``[s - α, s + α]``.
-    num_probes : int
-        Hutchinson probes per calibration batch used.
-    distribution : str
-        ``"rademacher"`` or ``"gaussian"`` probes.
-    num_batches : int
-        How many calibration batches the estimate averages over.
-    seed : int
-        Seed of the probes.
-    """
-
-    def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
-                 num_batches=2, seed=0):
-        self.alpha = float(alpha)
-        self.num_probes = int(num_probes)
-        self.distribution = distribution
-        self.num_batches = int(num_batches)
-        self.seed = int(seed)
-
-    def sensitivities(self, model, family, matrices, batches):
-        """Returns ``{matrix name: mean Hessian diagonal}`` on the dense model.
-
-        Each matrix (a slice of a packed projection too) becomes a leaf tensor
-        put in place of its parameter with ``torch.func.functional_call``.
-        """
-        leaves = {m.name: m.read().requires_grad_(True) for m in matrices}
-        real_names = {id(p): n for n, p in model.named_parameters()}
-        slices = {}
-        for matrix in matrices:
-            slices.setdefault(id(matrix.parameter), []).append(matrix)
-        generator = torch.Generator().manual_seed(self.seed)
-        wrapper = _LossModule(model, family)
-        totals = dict.fromkeys(leaves, 0.0)
-        used = list(batches)[: max(self.num_batches, 1)]
-        flags = [(p, p.requires_grad) for p in model.parameters()]
-        for parameter, _ in flags:  # only the leaves need gradients
-            parameter.requires_grad_(False)
-        try:
-            with torch.enable_grad(), family.twice_differentiable(model):
-                for batch in used:
-                    self._add_batch(totals, wrapper, family, model, batch, leaves,
-                                    slices, real_names, generator, len(used))
-        finally:
-            for parameter, flag in flags:
-                parameter.requires_grad_(flag)
-        return totals
-
-    def _add_batch(self, totals, wrapper, family, model, batch, leaves, slices,
-                   real_names, generator, count):
-        reference = family.sensitivity_reference(model, batch)
-
-        def loss_fn():
-            overrides = {f"model.{real_names[key]}": _assemble(parts, leaves)
-                         for key, parts in slices.items()}
-            return torch.func.functional_call(wrapper, overrides, (batch, reference),
-                                              strict=False)
-
-        traces = hutchinson_trace(loss_fn, leaves, self.num_probes,
-                                  self.distribution, generator)
-        for name, value in traces.items():
-            totals[name] += value / count
-
-    def allocate(self, model, family, matrices, batches, target):
-        """Returns per-matrix ``(sparsities, prune counts, sensitivities)``."""
-        sensitivity = self.sensitivities(model, family, matrices, batches)
-        sizes = {m.name: m.numel() for m in matrices}
-        sparsities = allocate_sparsities(sensitivity, sizes, target, self.alpha)
-        return sparsities, allocate_prune_counts(sparsities, sizes, target), sensitivity
-
-
-class _LossModule(torch.nn.Module):
-    """Makes the family's sensitivity loss callable by ``functional_call``."""
-
-    def __init__(self, model, family):
-        super().__init__()
-        self.model = model
-        self.family = family
-
-    def forward(self, batch, reference):
-        return self.family.sensitivity_loss(self.model, batch, reference)
-
-
-def _assemble(parts, leaves):
-    """The parameter rebuilt from its matrices' leaves (row slices in order)."""
-    ordered = sorted(parts, key=lambda m: m.rows.start)
-    if len(ordered) == 1 and ordered[0].shape == tuple(ordered[0].parameter.shape):
-        return leaves[ordered[0].name]
-    full = ordered[0].parameter.detach()
-    pieces, row = [], 0
-    for matrix in ordered:
-        if matrix.rows.start > row:
-            pieces.append(full[row:matrix.rows.start])
-        pieces.append(leaves[matrix.name])
-        row = matrix.rows.stop
-    if row < full.shape[0]:
-        pieces.append(full[row:])
-    return torch.cat(pieces)
-
-
 class OneShotPruner:
-    """SparseWAV one-shot pruning as a strategy object (for ``!new:`` in YAML).
+    """SparseWAV one-shot layer-wise OBS pruning: the algorithm and its settings.
+
+    Built once (``!new:`` in a YAML, or in Python) with the settings of the
+    method; each call of :meth:`prune` gets the target of that call (one
+    pruning round), so one pruner serves every round of a progressive run.
 
     Arguments
     ---------
-    sparsity : float
-        Target sparsity of the pruned matrices (uniform, or the weighted mean
-        with ``mixed_sparsity``).
     saliency : str
         ``"improved"`` (eq. 3) or ``"obs"`` (eq. 1).
     block_size : int
@@ -186,76 +82,191 @@ class OneShotPruner:
     damp : float
         Dampening, a fraction of the mean diagonal of each Hessian.
     mixed_sparsity : MixedSparsity, optional
-        Per-matrix sparsities; uniform when omitted.
-    hessian_dtype : str
-        ``"float32"`` or ``"float64"``.
+        Allocates per-matrix sparsities around the target (anything with the
+        ``allocate`` method of
+        :class:`~speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity`);
+        uniform when None.
+    hessian_dtype : str or torch.dtype
+        ``"float32"`` or ``"float64"``: precision of the Hessians.
+    report_errors : bool
+        Compute each matrix's relative reconstruction error on the calibration
+        Hessian (fp32 products, fp64 sums; one product the size of a solve's
+        update per matrix) for the report; False leaves it None.
 
     Example
     -------
-    >>> OneShotPruner(0.8, mixed_sparsity=MixedSparsity(alpha=0.05)).sparsity
-    0.8
+    >>> from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
+    >>> pruner = OneShotPruner(saliency="obs", mixed_sparsity=MixedSparsity(alpha=0.05))
+    >>> pruner.describe()
+    {'method': 'obs', 'saliency': 'obs', 'mixed_sparsity': True}
+    >>> OneShotPruner(saliency="best")
+    Traceback (most recent call last):
+    ...
+    ValueError: saliency must be one of ('obs', 'improved'), got 'best'
     """
 
-    def __init__(self, sparsity, saliency="improved", block_size=128, damp=0.01,
-                 mixed_sparsity=None, hessian_dtype="float32"):
-        self.sparsity = float(sparsity)
+    method = "obs"
+
+    def __init__(self, saliency="improved", block_size=128, damp=0.01,
+                 mixed_sparsity=None, hessian_dtype="float32", report_errors=True):
+        if saliency not in SALIENCIES:
+            raise ValueError(f"saliency must be one of {SALIENCIES}, got {saliency!r}")
+        if int(block_size) < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size!r}")
+        if float(damp) < 0:
+            raise ValueError(f"damp must be >= 0, got {damp!r}")
+        if hessian_dtype in HESSIAN_DTYPES:
+            hessian_dtype = HESSIAN_DTYPES[hessian_dtype]
+        if hessian_dtype not in HESSIAN_DTYPES.values():
+            raise ValueError(f"hessian_dtype must be one of {tuple(HESSIAN_DTYPES)}, "
+                             f"got {hessian_dtype!r}")
+        if mixed_sparsity is not None and not callable(
+                getattr(mixed_sparsity, "allocate", None)):
+            raise TypeError(f"mixed_sparsity must be an allocator such as "
+                            f"MixedSparsity, or None; got {mixed_sparsity!r}")
         self.saliency = saliency
         self.block_size = int(block_size)
         self.damp = float(damp)
         self.mixed_sparsity = mixed_sparsity
-        self.hessian_dtype = HESSIAN_DTYPES[hessian_dtype]
+        self.hessian_dtype = hessian_dtype
+        self.report_errors = bool(report_errors)
 
-    def prune(self, model, family, calibration_batches, progress=True,
-              must_prune=None):
-        """Prunes ``model`` in place; returns the mask (see :func:`prune_model`)."""
-        return prune_model(
-            model, family, calibration_batches, sparsity=self.sparsity,
-            saliency=self.saliency, block_size=self.block_size, damp=self.damp,
-            mixed_sparsity=self.mixed_sparsity, hessian_dtype=self.hessian_dtype,
-            progress=progress, must_prune=must_prune,
-        )
+    def describe(self):
+        """The settings a run report names: method, saliency, mixed sparsity."""
+        return {"method": self.method, "saliency": self.saliency,
+                "mixed_sparsity": self.mixed_sparsity is not None}
+
+    def prune(self, model, family, calibration_batches, sparsity=None,
+              sparsities=None, must_prune=None, progress=True):
+        """Prunes every matrix ``family`` lists, block by block, in place.
+
+        Arguments
+        ---------
+        model : torch.nn.Module
+            The model (weights are overwritten with the pruned, compensated ones).
+        family : ModelFamily
+            Which matrices, blocks and inputs (``model_families``).
+        calibration_batches : iterable of PaddedBatch
+            Calibration data (moved to the model's device).
+        sparsity : float, optional
+            Uniform sparsity, or the target mean with ``mixed_sparsity`` (a
+            target of 0 prunes nothing, so it allocates nothing either).
+        sparsities : dict, optional
+            Matrix name -> sparsity, instead of ``sparsity``.
+        must_prune : Mapping[str, torch.BoolTensor], optional
+            A mask of an earlier round (True = kept, e.g. the ParameterMask
+            this method returned): its zeros stay pruned and count toward
+            each matrix's total, which is raised to their number where it is
+            lower (progressive pruning; with mixed sparsity the overall
+            sparsity may then exceed the target slightly).
+        progress : bool
+            Show a progress bar over the blocks.
+
+        Returns
+        -------
+        ParameterMask
+            Canonical parameter name -> bool (True = kept), with the report in
+            ``options["report"]``.
+        """
+        check_sparsity(sparsity)
+        mixed = None if sparsity == 0 else self.mixed_sparsity
+        stages = family.stages(model)
+        matrices = [m for stage in stages for block in stage.blocks
+                    for m in block.matrices]
+        device = next(model.parameters()).device
+        batches = [batch.to(device) for batch in calibration_batches]
+        if not batches:
+            raise ValueError("pruning needs at least one calibration batch")
+        modes = [(module, module.training) for module in family.modules(model)]
+        for module, _ in modes:
+            module.eval()
+        try:
+            targets, counts, sensitivity = _targets(model, family, matrices, batches,
+                                                    sparsity, sparsities, mixed)
+            forced = forced_entries(matrices, must_prune, counts)
+            report = {"matrices": {}, "timings": dict.fromkeys(
+                ("forward", "hessian", "solve", "error", "sensitivity"), 0.0)}
+            report["timings"]["sensitivity"] = sensitivity.pop("_seconds", 0.0)
+            keep = self._prune_stages(model, family, stages, batches, targets, counts,
+                                      report, progress, forced)
+        finally:
+            for module, training in modes:
+                module.train(training)
+        for name, value in sensitivity.items():
+            report["matrices"][name]["sensitivity"] = value
+        options = {
+            "saliency": self.saliency,
+            "sparsity": sparsity,
+            "per_matrix": sparsities is not None,
+            "mixed_sparsity": None if mixed is None else vars(mixed),
+            "report": report,
+        }
+        target = None if sparsity is None else 1.0 - float(sparsity)
+        return assemble_mask(matrices, keep, self.method, options, target)
+
+    @torch.no_grad()
+    def _prune_stages(self, model, family, stages, batches, targets, counts, report,
+                      progress, forced):
+        timings, keep = report["timings"], {}
+        total = sum(len(stage.blocks) for stage in stages)
+        with tqdm(total=total, desc="OBS pruning", unit="block",
+                  disable=not progress) as bar:
+            for stage in stages:
+                start = time.perf_counter()
+                calls = [capture_stage_entry(model, family, stage, b) for b in batches]
+                timings["forward"] += time.perf_counter() - start
+                for index, block in enumerate(stage.blocks):
+                    start = time.perf_counter()
+                    hessians = accumulate_hessians(block, calls, self.hessian_dtype,
+                                                   timings=timings)
+                    timings["forward"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    for matrix in block.matrices:
+                        keep[matrix.name] = self._prune_one(
+                            matrix, hessians[matrix.stream], targets[matrix.name],
+                            counts[matrix.name], report, forced.get(matrix.name))
+                    timings["solve"] += time.perf_counter() - start
+                    del hessians
+                    if index + 1 < len(stage.blocks):
+                        start = time.perf_counter()
+                        calls = propagate(family, stage, index, calls)
+                        timings["forward"] += time.perf_counter() - start
+                    bar.update(1)
+        return keep
+
+    def _prune_one(self, matrix, accumulator, target, count, report, must_prune):
+        weight, hessian = matrix.read(), accumulator.hessian()
+        result = prune_matrix(weight, hessian, target, saliency=self.saliency,
+                              block_size=self.block_size, damp=self.damp,
+                              num_pruned=count, must_prune=must_prune)
+        matrix.write(result.weight)
+        error = None
+        if self.report_errors:
+            start = time.perf_counter()
+            error = relative_reconstruction_error(weight, result.weight, hessian,
+                                                  kind="hessian", dtype=torch.float32)
+            report["timings"]["error"] += time.perf_counter() - start
+        report["matrices"][matrix.name] = {
+            "target": float(target), "sparsity": float(result.sparsity),
+            "pruned": int((~result.mask).sum()), "numel": result.mask.numel(),
+            "relative_error": error, "frames": int(accumulator.num_frames),
+            "fallback": result.fallback,
+        }
+        logger.info("%s: sparsity %.4f (target %.4f), relative error %s%s",
+                    matrix.name, result.sparsity, target,
+                    "-" if error is None else f"{error:.4g}",
+                    f" [{result.fallback}]" if result.fallback else "")
+        return result.mask.cpu()
 
 
 def prune_model(model, family, calibration_batches, sparsity=None, sparsities=None,
                 saliency="improved", block_size=128, damp=0.01, mixed_sparsity=None,
                 hessian_dtype=torch.float32, progress=True, must_prune=None,
                 report_errors=True):
-    """Prunes every matrix ``family`` lists, block by block, in place.
+    """Builds a :class:`OneShotPruner` from the settings and prunes ``model`` with it.
 
-    Arguments
-    ---------
-    model : torch.nn.Module
-        The model (weights are overwritten with the pruned, compensated ones).
-    family : ModelFamily
-        Which matrices, blocks and inputs (``model_families``).
-    calibration_batches : iterable of PaddedBatch
-        Calibration data (moved to the model's device).
-    sparsity : float, optional
-        Uniform sparsity, or the target mean with ``mixed_sparsity``.
-    sparsities : dict, optional
-        Matrix name -> sparsity, instead of ``sparsity``.
-    saliency : str
-        ``"improved"`` or ``"obs"``.
-    block_size : int
-        OBS lazy-update block size.
-    damp : float
-        Relative dampening of each Hessian.
-    mixed_sparsity : MixedSparsity, optional
-        Allocate per-matrix sparsities around ``sparsity``.
-    hessian_dtype : torch.dtype
-        Precision of the Hessians.
-    progress : bool
-        Show a progress bar over the blocks.
-    must_prune : Mapping[str, torch.BoolTensor], optional
-        A mask of an earlier round (True = kept, e.g. the ParameterMask this
-        function returned): its zeros stay pruned and count toward each
-        matrix's total, which is raised to their number where it is lower
-        (progressive pruning; with mixed sparsity the overall sparsity may
-        then exceed the target slightly).
-    report_errors : bool
-        Compute each matrix's relative reconstruction error on the calibration
-        Hessian (fp32 products, fp64 sums; one product the size of a solve's
-        update per matrix) for the report; False leaves it None.
+    The arguments are those of :class:`OneShotPruner` (its settings) and of
+    :meth:`OneShotPruner.prune` (the target and the calibration data).
 
     Returns
     -------
@@ -263,36 +274,45 @@ def prune_model(model, family, calibration_batches, sparsity=None, sparsities=No
         Canonical parameter name -> bool (True = kept), with the report in
         ``options["report"]``.
     """
-    stages = family.stages(model)
-    matrices = [m for stage in stages for block in stage.blocks for m in block.matrices]
-    device = next(model.parameters()).device
-    batches = [batch.to(device) for batch in calibration_batches]
-    if not batches:
-        raise ValueError("prune_model needs at least one calibration batch")
-    modes = [(module, module.training) for module in family.modules(model)]
-    for module, _ in modes:
-        module.eval()
-    try:
-        targets, counts, sensitivity = _targets(model, family, matrices, batches,
-                                                sparsity, sparsities, mixed_sparsity)
-        forced = _forced_entries(matrices, must_prune, counts)
-        report = {"matrices": {}, "timings": dict.fromkeys(
-            ("forward", "hessian", "solve", "error", "sensitivity"), 0.0)}
-        report["timings"]["sensitivity"] = sensitivity.pop("_seconds", 0.0)
-        keep = _prune_stages(model, family, stages, batches, targets, counts,
-                             report, saliency, block_size, damp, hessian_dtype,
-                             progress, forced, report_errors)
-    finally:
-        for module, training in modes:
-            module.train(training)
-    for name, value in sensitivity.items():
-        report["matrices"][name]["sensitivity"] = value
-    return _mask_from(matrices, keep, report, saliency, sparsity, sparsities,
-                      mixed_sparsity)
+    pruner = OneShotPruner(saliency=saliency, block_size=block_size, damp=damp,
+                           mixed_sparsity=mixed_sparsity, hessian_dtype=hessian_dtype,
+                           report_errors=report_errors)
+    return pruner.prune(model, family, calibration_batches, sparsity=sparsity,
+                        sparsities=sparsities, must_prune=must_prune,
+                        progress=progress)
 
 
-def _forced_entries(matrices, must_prune, counts):
-    """Matrix name -> entries to keep pruned; raises ``counts`` to their number."""
+def check_sparsity(sparsity, name="sparsity"):
+    """Raises a ValueError naming ``name`` unless ``sparsity`` is None or in [0, 1).
+
+    Example
+    -------
+    >>> check_sparsity(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: sparsity must be in [0, 1), got 1.0
+    """
+    if sparsity is not None and not 0.0 <= float(sparsity) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {sparsity!r}")
+
+
+def forced_entries(matrices, must_prune, counts):
+    """Matrix name -> entries to keep pruned; raises ``counts`` to their number.
+
+    Arguments
+    ---------
+    matrices : list of PrunableMatrix
+        The matrices pruned.
+    must_prune : Mapping[str, torch.BoolTensor], optional
+        Canonical parameter name -> bool (True = kept) of an earlier round.
+    counts : dict
+        Matrix name -> number of entries to prune; updated in place.
+
+    Returns
+    -------
+    dict
+        Matrix name -> bool tensor (True = stays pruned).
+    """
     if must_prune is None:
         return {}
     forced = {}
@@ -305,16 +325,45 @@ def _forced_entries(matrices, must_prune, counts):
     return forced
 
 
+def assemble_mask(matrices, keep, method, options, target_density):
+    """The :class:`ParameterMask` of whole parameters from per-matrix masks.
+
+    The rows of a packed parameter hold the masks of its slices; rows no
+    matrix covers stay kept.
+
+    Arguments
+    ---------
+    matrices : list of PrunableMatrix
+        The matrices pruned.
+    keep : dict
+        Matrix name -> bool tensor (True = kept) of its shape.
+    method, options, target_density
+        Recorded in the mask (see :class:`ParameterMask`).
+
+    Returns
+    -------
+    ParameterMask
+    """
+    tensors = {}
+    for matrix in matrices:
+        name = matrix.parameter_name
+        if name not in tensors:
+            tensors[name] = torch.ones(matrix.parameter.shape, dtype=torch.bool)
+        tensors[name][matrix.rows] = keep[matrix.name]
+    return ParameterMask(tensors, coverage=Coverage(include=sorted(tensors)),
+                         method=method, options=options, target_density=target_density)
+
+
 def _targets(model, family, matrices, batches, sparsity, sparsities, mixed):
     names = [m.name for m in matrices]
     if sparsities is not None:
         missing = [n for n in names if n not in sparsities]
-        if missing or sparsity is not None or mixed is not None:
+        if missing or sparsity is not None:
             raise ValueError("give either sparsity (with optional mixed_sparsity) "
                              f"or sparsities for every matrix; missing: {missing[:3]}")
         targets = {n: float(sparsities[n]) for n in names}
     elif sparsity is None:
-        raise ValueError("prune_model needs sparsity or sparsities")
+        raise ValueError("pruning needs sparsity or sparsities")
     elif mixed is not None:
         start = time.perf_counter()
         targets, counts, sensitivity = mixed.allocate(model, family, matrices,
@@ -325,81 +374,3 @@ def _targets(model, family, matrices, batches, sparsity, sparsities, mixed):
         targets = dict.fromkeys(names, float(sparsity))
     counts = {m.name: pruned_count(m.numel(), targets[m.name]) for m in matrices}
     return targets, counts, {}
-
-
-@torch.no_grad()
-def _prune_stages(model, family, stages, batches, targets, counts, report,
-                  saliency, block_size, damp, hessian_dtype, progress, forced,
-                  report_errors):
-    timings, keep = report["timings"], {}
-    total = sum(len(stage.blocks) for stage in stages)
-    with tqdm(total=total, desc="OBS pruning", unit="block",
-              disable=not progress) as bar:
-        for stage in stages:
-            start = time.perf_counter()
-            calls = [capture_stage_entry(model, family, stage, b) for b in batches]
-            timings["forward"] += time.perf_counter() - start
-            for index, block in enumerate(stage.blocks):
-                start = time.perf_counter()
-                hessians = accumulate_hessians(block, calls, hessian_dtype,
-                                               timings=timings)
-                timings["forward"] += time.perf_counter() - start
-                start = time.perf_counter()
-                for matrix in block.matrices:
-                    keep[matrix.name] = _prune_one(
-                        matrix, hessians[matrix.stream], targets[matrix.name],
-                        counts[matrix.name], saliency, block_size, damp, report,
-                        forced.get(matrix.name), report_errors)
-                timings["solve"] += time.perf_counter() - start
-                del hessians
-                if index + 1 < len(stage.blocks):
-                    start = time.perf_counter()
-                    calls = propagate(family, stage, index, calls)
-                    timings["forward"] += time.perf_counter() - start
-                bar.update(1)
-    return keep
-
-
-def _prune_one(matrix, accumulator, target, count, saliency, block_size, damp,
-               report, must_prune=None, report_errors=True):
-    weight, hessian = matrix.read(), accumulator.hessian()
-    result = prune_matrix(weight, hessian, target, saliency=saliency,
-                          block_size=block_size, damp=damp, num_pruned=count,
-                          must_prune=must_prune)
-    matrix.write(result.weight)
-    error = None
-    if report_errors:
-        start = time.perf_counter()
-        error = relative_reconstruction_error(weight, result.weight, hessian,
-                                              kind="hessian", dtype=torch.float32)
-        report["timings"]["error"] += time.perf_counter() - start
-    report["matrices"][matrix.name] = {
-        "target": float(target), "sparsity": float(result.sparsity),
-        "pruned": int((~result.mask).sum()), "numel": result.mask.numel(),
-        "relative_error": error, "frames": int(accumulator.num_frames),
-        "fallback": result.fallback,
-    }
-    logger.info("%s: sparsity %.4f (target %.4f), relative error %s%s",
-                matrix.name, result.sparsity, target,
-                "-" if error is None else f"{error:.4g}",
-                f" [{result.fallback}]" if result.fallback else "")
-    return result.mask.cpu()
-
-
-def _mask_from(matrices, keep, report, saliency, sparsity, sparsities, mixed):
-    tensors = {}
-    for matrix in matrices:
-        name = matrix.parameter_name
-        if name not in tensors:
-            tensors[name] = torch.ones(matrix.parameter.shape, dtype=torch.bool)
-        tensors[name][matrix.rows] = keep[matrix.name]
-    options = {
-        "saliency": saliency,
-        "sparsity": sparsity,
-        "per_matrix": sparsities is not None,
-        "mixed_sparsity": None if mixed is None else vars(mixed),
-        "report": report,
-    }
-    target = None if sparsity is None else 1.0 - float(sparsity)
-    return ParameterMask(tensors, coverage=Coverage(include=sorted(tensors)),
-                         method="obs", options=options, target_density=target)

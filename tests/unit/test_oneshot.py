@@ -5,9 +5,10 @@ import torch
 
 from speechbrain_sparse.pruning import oneshot
 from speechbrain_sparse.pruning.calibration import capture_stage_entry, capturing_inputs
+from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.obs import pruned_count
-from speechbrain_sparse.pruning.oneshot import MixedSparsity, OneShotPruner, prune_model
+from speechbrain_sparse.pruning.oneshot import OneShotPruner, prune_model
 from speechbrain_sparse.training import MaskEnforcer
 from tests.unit.pruning_models import (
     asr_batch,
@@ -135,9 +136,9 @@ def test_mixed_sparsity_hits_the_weighted_target_exactly():
     hparams = tiny_transformer_asr()
     model = hparams["model"]
     batch = asr_batch([3200, 2400, 2000], [5, 3, 4])
-    pruner = OneShotPruner(0.7, saliency="obs",
+    pruner = OneShotPruner(saliency="obs",
                            mixed_sparsity=MixedSparsity(alpha=0.1, num_probes=2))
-    mask = pruner.prune(model, asr_family(hparams), [batch], progress=False)
+    mask = pruner.prune(model, asr_family(hparams), [batch], 0.7, progress=False)
     report = mask.options["report"]["matrices"]
     total = sum(keep.numel() for keep in mask.values())
     assert mask.numel() - mask.num_selected() == pruned_count(total, 0.7)
@@ -191,10 +192,9 @@ asr_family: !new:speechbrain_sparse.pruning.model_families.TransformerASRFamily
     frontend: !ref <tiny>
     compute_features: !new:speechbrain.lobes.features.Fbank
 pruner: !new:speechbrain_sparse.pruning.oneshot.OneShotPruner
-    sparsity: 0.75
     saliency: obs
     hessian_dtype: float64
-    mixed_sparsity: !new:speechbrain_sparse.pruning.oneshot.MixedSparsity
+    mixed_sparsity: !new:speechbrain_sparse.pruning.mixed_sparsity.MixedSparsity
         alpha: 0.05
         distribution: gaussian
 """)

@@ -5,9 +5,9 @@ Prepares the calibration split's manifest (``../../librispeech_prepare.py``;
 or takes any manifest given as ``calibration_csv``, e.g. the synthetic
 corpus's), draws ``num_calibration`` utterances from it, prunes the model in
 ``pretrained_dir`` (a local Wav2Vec2 / HuBERT / WavLM directory, ``*ForCTC``
-or base) with the YAML's ``pruner`` and writes the pruned model in the same
-form to ``<output_folder>/model`` with its ``mask.pt``, ``pruning_info.json``
-and, with ``sparse_export: True``, ``sparse_model.pt``.
+or base) to ``sparsity`` with the YAML's ``pruner`` and writes the pruned
+model in the same form to ``<output_folder>/model`` with its ``mask.pt``,
+``pruning_info.json`` and, with ``sparse_export: True``, ``sparse_model.pt``.
 
 Usage::
 
@@ -67,7 +67,8 @@ def main(argv):
         calibration_csv, hparams["num_calibration"], hparams["batch_size"],
         hparams["seed"], max_duration=hparams.get("max_duration"))
     start = time.perf_counter()
-    mask = hparams["pruner"].prune(pretrained.model, pretrained.family, batches)
+    mask = hparams["pruner"].prune(pretrained.model, pretrained.family, batches,
+                                   hparams["sparsity"])
     seconds = time.perf_counter() - start
     info = {"method": "obs", "source": str(Path(hparams["pretrained_dir"]).resolve()),
             "calibration": str(calibration_csv), "seconds": seconds,
