@@ -65,6 +65,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
 from speechbrain_sparse.asr.data import train_loader_options
+from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
 from speechbrain_sparse.pruning.model_families import TransformerASRFamily
@@ -143,6 +144,7 @@ def check_schedule(sparsities):
 def pruning_settings(hparams):
     """The stage's objects from a stage YAML, checked: keyword arguments of
     :func:`prune_and_finetune` (see the module docstring for the keys)."""
+    hparams = checked_options(hparams)
     missing = [key for key in ("prune_sparsities", "pruner", "calibration")
                if hparams[key] is None]
     if missing:

@@ -29,8 +29,8 @@ from tests.unit.pruning_models import asr_batch, asr_family, tiny_transformer_as
 def pruning_section():
     """The pruning keys and objects of the synthetic stage YAML, verbatim."""
     text = (SYNTHETIC_RECIPE / "hparams" / "prune_obs_tiny.yaml").read_text()
-    start = text.index("sparsity: ")
-    end = text.index("# ---- post-pruning fine-tuning")
+    start = text.index("# pruning (SparseWAV)")
+    end = text.index("# ---- the pretrained model folder")
     return text[start:end]
 
 
