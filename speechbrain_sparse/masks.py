@@ -29,6 +29,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
+
 FORMAT_NAME = "speechbrain_sparse.ParameterMask"
 FORMAT_VERSION = 1
 WRAPPER_COMPONENTS = ("module", "_orig_mod")
@@ -323,9 +325,9 @@ class ParameterMask(Mapping):
         for name in list(self) + [n for n in other if n not in self._tensors]:
             mine, theirs = self._tensors.get(name), other._tensors.get(name)
             if mine is None or theirs is None:
-                raise ValueError(f"masks cover different parameters: '{name}'")
+                raise UserInputError(f"masks cover different parameters: '{name}'")
             if mine.shape != theirs.shape:
-                raise ValueError(
+                raise UserInputError(
                     f"masks disagree on the shape of '{name}': "
                     f"{tuple(mine.shape)} vs {tuple(theirs.shape)}"
                 )
@@ -433,22 +435,24 @@ class ParameterMask(Mapping):
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"mask file not found: {path}")
+            raise MissingInputError(f"mask file not found: {path}")
         try:
             record = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise ValueError(
+            raise UserInputError(
                 f"{path}: cannot read mask file (truncated or corrupted?): {error}"
             ) from error
         if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path}: not a {FORMAT_NAME} file")
+            raise UserInputError(f"{path}: not a {FORMAT_NAME} file")
         if record.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {record['format_version']} is "
-                             f"newer than this reader ({FORMAT_VERSION})")
+            raise UserInputError(
+                f"{path}: format version {record['format_version']} is "
+                f"newer than this reader ({FORMAT_VERSION})"
+            )
         try:
             mask = cls._from_record(record)
         except (KeyError, TypeError, RuntimeError, ValueError) as error:
-            raise ValueError(f"{path}: corrupted mask file: {error}") from error
+            raise UserInputError(f"{path}: corrupted mask file: {error}") from error
         if model is not None:
             mask.check_matches(mask.coverage.shapes(model), source=path)
         return mask
@@ -489,7 +493,7 @@ class ParameterMask(Mapping):
         for name in list(own) + [n for n in shapes if n not in own]:
             mine, theirs = own.get(name), shapes.get(name)
             if mine is None or theirs is None or tuple(theirs) != mine:
-                raise ValueError(
+                raise UserInputError(
                     f"{source}: parameter '{name}' has shape {mine} in the mask "
                     f"but {None if theirs is None else tuple(theirs)} in the model"
                 )

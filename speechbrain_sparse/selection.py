@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage, ParameterMask
 from speechbrain_sparse.scores import (
     diff_scores,
@@ -54,7 +55,7 @@ def check_density(density):
     except (TypeError, ValueError):
         value = math.nan
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density!r}")
+        raise UserInputError(f"density must be in (0, 1], got {density!r}")
     return value
 
 
@@ -320,11 +321,11 @@ class SelectionStrategy:
         else:
             raise ValueError("select() needs a model or a pretrained_state")
         if not shapes:
-            raise ValueError(f"{self.method}: no parameter matches {self.coverage}")
+            raise UserInputError(f"{self.method}: no parameter matches {self.coverage}")
         scores = self.scores(model, pretrained_state, brain, data)
         for name, shape in shapes.items():
             if name not in scores or tuple(scores[name].shape) != shape:
-                raise ValueError(f"{self.method}: no {shape} score for '{name}'")
+                raise UserInputError(f"{self.method}: no {shape} score for '{name}'")
         scores = {name: scores[name] for name in shapes}
         return select_topk(scores, self.density, self.per_tensor, self.coverage,
                            self.method, self.options())
@@ -491,7 +492,7 @@ def strategy_by_name(method, density, finetuned_checkpoint=None, num_batches=100
     >>> strategy_by_name("magnitude", 0.1)
     Traceback (most recent call last):
     ...
-    ValueError: unknown selection method 'magnitude'; valid: diff, fisher, random, topk
+    speechbrain_sparse.errors.UserInputError: unknown selection method ...
     """
     builders = {
         "diff": lambda: DiffSelection(density, finetuned_checkpoint),
@@ -500,7 +501,7 @@ def strategy_by_name(method, density, finetuned_checkpoint=None, num_batches=100
         "topk": lambda: MagnitudeSelection(density),
     }
     if method not in builders:
-        raise ValueError(
+        raise UserInputError(
             f"unknown selection method {method!r}; valid: {', '.join(sorted(builders))}"
         )
     return builders[method]()

@@ -7,9 +7,8 @@ generic per-dialect layout: ``<data_folder>/<dialect>/<split>.csv``.
 
 from pathlib import Path
 
-from speechbrain.utils.distributed import run_on_main
-
 from speechbrain_sparse.data.synth import build_corpus
+from speechbrain_sparse.distributed import run_on_main_or_raise
 
 
 def prepare_synthetic(data_folder, preset, seed, source, targets):
@@ -57,7 +56,7 @@ def prepare_data(hparams):
     ``source_dialect``, ``target_dialects``, ``dialect``, ``eval_dialects``
     and ``eval_splits``; sets ``train_csv``, ``valid_csv`` and ``test_csvs``.
     """
-    run_on_main(
+    run_on_main_or_raise(
         prepare_synthetic,
         kwargs={
             "data_folder": hparams["data_folder"],

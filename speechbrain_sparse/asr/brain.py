@@ -23,6 +23,7 @@ import speechbrain as sb
 
 from speechbrain_sparse.data.features import batch_features
 from speechbrain_sparse.data.manifests import write_csv_atomic
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.metrics import tibetan_syllables
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class TransformerASRBrain(ASRBrain):
                 p_ctc.detach(), wav_lens, blank_id=self.hparams.blank_index
             )
         if decoding != "beam":
-            raise ValueError(
+            raise UserInputError(
                 f"decoding must be 'beam' or 'ctc_greedy', not {decoding!r}"
             )
         hyps, _, _, _ = searcher(enc_out.detach(), wav_lens)

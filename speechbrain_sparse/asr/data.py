@@ -25,13 +25,14 @@ import speechbrain as sb
 import torch
 
 from speechbrain_sparse.data.features import FeatureCache
+from speechbrain_sparse.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav", "spk_id", "wrd")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserInputError):
     """A manifest (CSV) that cannot be used; the message names file and row."""
 
 
@@ -269,7 +270,9 @@ def build_datasets(hparams, tokenizer, compute_features=None):
         logger.info("manifest %s: %d utterances", path, count)
     sorting = hparams.get("sorting", "ascending")
     if sorting not in SORTINGS:
-        raise ValueError(f"sorting: {sorting!r} is not one of {', '.join(SORTINGS)}")
+        raise UserInputError(
+            f"sorting: {sorting!r} is not one of {', '.join(SORTINGS)}"
+        )
     caches = _feature_caches(hparams, manifests, compute_features)
     train = build_dataset(
         hparams["train_csv"],
@@ -294,7 +297,7 @@ def _feature_caches(hparams, manifests, compute_features):
     if not folder:
         return {}
     if compute_features is None:
-        raise ValueError("feature_cache_folder needs the recipe's compute_features")
+        raise UserInputError("feature_cache_folder needs the recipe's compute_features")
     def build():
         for path in manifests:
             FeatureCache(path, compute_features, folder)

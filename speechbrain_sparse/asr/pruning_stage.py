@@ -47,6 +47,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_sparse.asr.data import train_loader_options
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage, ParameterMask
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
 from speechbrain_sparse.pruning.model_families import TransformerASRFamily
@@ -88,13 +89,13 @@ class PruningConfig:
         self.mixed = bool(mixed)
         self.options = {**self.DEFAULTS, **(options or {})}
         if not self.sparsities or any(not 0 <= s < 1 for s in self.sparsities):
-            raise ValueError(f"prune_sparsities must be a non-empty list of values "
-                             f"in [0, 1), got {sparsities!r}")
+            raise UserInputError(f"prune_sparsities must be a non-empty list of values "
+                                 f"in [0, 1), got {sparsities!r}")
         if self.sparsities != sorted(self.sparsities):
-            raise ValueError(f"prune_sparsities must not decrease: {sparsities!r}")
+            raise UserInputError(f"prune_sparsities must not decrease: {sparsities!r}")
         if method not in PRUNE_METHODS:
-            raise ValueError(f"prune_method must be one of {PRUNE_METHODS}, "
-                             f"got {method!r}")
+            raise UserInputError(f"prune_method must be one of {PRUNE_METHODS}, "
+                                 f"got {method!r}")
 
     @classmethod
     def from_hparams(cls, hparams):

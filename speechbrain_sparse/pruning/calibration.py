@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.pruning.hessian import HessianAccumulator
 
 logger = logging.getLogger(__name__)
@@ -322,15 +323,15 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     if num_utterances is not None and num_utterances < len(rows):
         rows = random.Random(seed).sample(rows, int(num_utterances))
     if not rows:
-        raise ValueError(f"{csv_path}: no calibration utterance left")
+        raise UserInputError(f"{csv_path}: no calibration utterance left")
     rows.sort(key=lambda row: row["duration"])
     examples = []
     for row in rows:
         example = {"id": row["ID"], "sig": read_audio_checked(row["wav"])}
         rate = soundfile.info(row["wav"]).samplerate
         if rate != sample_rate:
-            raise ValueError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
-                             f"not {sample_rate} Hz")
+            raise UserInputError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
+                                 f"not {sample_rate} Hz")
         if tokenizer is not None:
             tokens = tokenizer.encode_as_ids(row["wrd"])
             example["tokens_bos"] = torch.LongTensor([bos_index] + tokens)
@@ -342,19 +343,19 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
 
 def _read_manifest(path, need_words):
     if not path.is_file():
-        raise ValueError(f"{path}: calibration manifest not found")
+        raise MissingInputError(f"{path}: calibration manifest not found")
     required = ["ID", "duration", "wav"] + (["wrd"] if need_words else [])
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+            raise UserInputError(f"{path}: missing column(s) {', '.join(missing)}")
         rows = []
         for number, row in enumerate(reader, start=1):
             try:
                 row["duration"] = float(row["duration"])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}, row {number}: duration is not a number: "
-                                 f"{row['duration']!r}") from None
+                raise UserInputError(f"{path}, row {number}: duration is not a number: "
+                                     f"{row['duration']!r}") from None
             rows.append(row)
     return rows

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.masks import _atomic_torch_save, canonical_parameter_name
 
 FORMAT_NAME = "speechbrain_sparse.SparseCheckpoint"
@@ -166,22 +167,22 @@ def load_sparse_checkpoint(path, map_location="cpu"):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"sparse checkpoint not found: {path}")
+        raise MissingInputError(f"sparse checkpoint not found: {path}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ValueError(f"{path}: cannot read sparse checkpoint (truncated, "
-                         f"corrupted, or not a torch file): {reason}") from error
+        raise UserInputError(f"{path}: cannot read sparse checkpoint (truncated, "
+                             f"corrupted, or not a torch file): {reason}") from error
     if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a {FORMAT_NAME} file")
+        raise UserInputError(f"{path}: not a {FORMAT_NAME} file")
     if record.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {record['format_version']} is "
-                         f"newer than this reader ({FORMAT_VERSION})")
+        raise UserInputError(f"{path}: format version {record['format_version']} is "
+                             f"newer than this reader ({FORMAT_VERSION})")
     try:
         state = _rebuild(record)
     except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{path}: corrupted sparse checkpoint: {error}") from error
+        raise UserInputError(f"{path}: corrupted sparse checkpoint: {error}") from error
     return collections.OrderedDict(
         (name, tensor.to(map_location)) for name, tensor in state.items()
     )

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from synthetic_prepare import prepare_data  # noqa: E402
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment  # noqa: E402
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
+from speechbrain_sparse.errors import exit_on_user_error  # noqa: E402
 
 
 def main(argv):
@@ -50,7 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ManifestError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"train.py: error: {error}")
+    exit_on_user_error(main, sys.argv[1:], "train.py")

@@ -26,20 +26,20 @@ from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xbmu_amdo31_prepare import prepare_xbmu_amdo31  # noqa: E402
 
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
 from speechbrain_sparse.asr.experiment import run_asr_experiment  # noqa: E402
 from speechbrain_sparse.data.generic_layout import prepare_generic_corpus  # noqa: E402
+from speechbrain_sparse.distributed import run_on_main_or_raise  # noqa: E402
+from speechbrain_sparse.errors import UserInputError, exit_on_user_error  # noqa: E402
 from speechbrain_sparse.metrics import normalize_tibetan  # noqa: E402
 
 SOURCE_FORMATS = ("xbmu_amdo31", "generic")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserInputError):
     """A corpus that cannot be prepared; the message names the file (and line)."""
 
 
@@ -126,20 +126,15 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    try:
-        run_on_main(prepare_manifests, kwargs={"hparams": hparams})
-    except ValueError as error:  # a bad corpus: the message says where
-        raise CorpusError(str(error)) from error
+    # a bad corpus stops every rank, with a message that says where
+    run_on_main_or_raise(prepare_manifests, kwargs={"hparams": hparams})
     add_manifests(hparams)
     return run_asr_experiment(hparams, run_opts)
 
 
 def cli(argv):
     """``main``, with a bad corpus or manifest reported in one line, exit status 1."""
-    try:
-        return main(argv)
-    except (CorpusError, ManifestError, FileNotFoundError) as error:
-        sys.exit(f"train.py: error: {error}")
+    return exit_on_user_error(main, argv, "train.py")
 
 
 if __name__ == "__main__":
