@@ -14,10 +14,7 @@ import pkgutil
 import sys
 
 from speechbrain_sparse import __version__, commands
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2."""
+from speechbrain_sparse.errors import UserInputError
 
 
 def _command_modules():
@@ -46,7 +43,12 @@ def build_parser():
 
 
 def main(argv=None):
-    """Runs ``sb-sparse`` with ``argv``; returns the exit status."""
+    """Runs ``sb-sparse`` with ``argv``; returns the exit status.
+
+    A :class:`~speechbrain_sparse.errors.UserInputError` is printed as one line
+    ``sb-sparse <command>: error: <message>`` (status 2); any other exception
+    propagates with its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -58,7 +60,7 @@ def main(argv=None):
         return 2
     try:
         return int(args.run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
+    except UserInputError as error:
         print(f"sb-sparse {args.command}: error: {error}", file=sys.stderr)
         return 2
 

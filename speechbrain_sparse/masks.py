@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import (
     check_sha256,
     load_record,
@@ -243,9 +244,9 @@ class ParameterMask(Mapping):
         for name in list(self) + [n for n in other if n not in self._tensors]:
             mine, theirs = self._tensors.get(name), other._tensors.get(name)
             if mine is None or theirs is None:
-                raise ValueError(f"masks cover different parameters: '{name}'")
+                raise UserInputError(f"masks cover different parameters: '{name}'")
             if mine.shape != theirs.shape:
-                raise ValueError(
+                raise UserInputError(
                     f"masks disagree on the shape of '{name}': "
                     f"{tuple(mine.shape)} vs {tuple(theirs.shape)}"
                 )
@@ -387,7 +388,7 @@ class ParameterMask(Mapping):
         for name in list(own) + [n for n in shapes if n not in own]:
             mine, theirs = own.get(name), shapes.get(name)
             if mine is None or theirs is None or tuple(theirs) != mine:
-                raise ValueError(
+                raise UserInputError(
                     f"{source}: parameter '{name}' has shape {mine} in the mask "
                     f"but {None if theirs is None else tuple(theirs)} in the model"
                 )

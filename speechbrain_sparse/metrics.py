@@ -31,6 +31,8 @@ import unicodedata
 
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from speechbrain_sparse.errors import UserInputError
+
 TSHEG = "\u0f0b"
 NON_BREAKING_TSHEG = "\u0f0c"
 SHAD = "\u0f0d"
@@ -183,12 +185,12 @@ def error_rate_stats(hypotheses, references, unit="word", ids=None):
     1
     """
     if unit not in ERROR_RATE_TOKENIZERS:
-        raise ValueError(
+        raise UserInputError(
             f"unknown error-rate unit {unit!r}; use one of "
             f"{', '.join(ERROR_RATE_TOKENIZERS)}"
         )
     if len(hypotheses) != len(references):
-        raise ValueError(
+        raise UserInputError(
             f"{len(hypotheses)} hypotheses but {len(references)} references"
         )
     tokenize = ERROR_RATE_TOKENIZERS[unit]

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 import speechbrain as sb
 import torch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.masks import (
     Coverage,
     canonical_named_parameters,
@@ -76,19 +77,19 @@ def load_state_dict(path, checkpoint_name="model.ckpt"):
         folder, path = path, os.path.join(path, checkpoint_name)
         if not os.path.isfile(path):
             found = sorted(f for f in os.listdir(folder) if f.endswith(".ckpt"))
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no {checkpoint_name} in checkpoint folder {folder} (has: {found})"
             )
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInputError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read checkpoint: {error}") from error
+        raise UserInputError(f"{path}: cannot read checkpoint: {error}") from error
     if not isinstance(state, Mapping) or not all(
         isinstance(t, torch.Tensor) for t in state.values()
     ):
-        raise ValueError(f"{path}: not a state dict (name -> tensor)")
+        raise UserInputError(f"{path}: not a state dict (name -> tensor)")
     return dict(state)
 
 
@@ -146,9 +147,11 @@ def diff_scores(pretrained_state, finetuned_state, coverage=None):
     for name, before in parameter_entries(pretrained_state, coverage).items():
         after = finetuned.get(name)
         if after is None:
-            raise ValueError(f"parameter '{name}' is missing from the fine-tuned state")
+            raise UserInputError(
+                f"parameter '{name}' is missing from the fine-tuned state"
+            )
         if after.shape != before.shape:
-            raise ValueError(
+            raise UserInputError(
                 f"parameter '{name}' has shape {tuple(before.shape)} before and "
                 f"{tuple(after.shape)} after fine-tuning"
             )

@@ -33,6 +33,7 @@ Example
 (2, 10)
 """
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.scores import (
     diff_scores,
@@ -104,11 +105,11 @@ class SelectionStrategy:
         else:
             raise ValueError("select() needs a model or a pretrained_state")
         if not shapes:
-            raise ValueError(f"{self.method}: no parameter matches {self.coverage}")
+            raise UserInputError(f"{self.method}: no parameter matches {self.coverage}")
         scores = self.scores(model, pretrained_state, brain, data)
         for name, shape in shapes.items():
             if name not in scores or tuple(scores[name].shape) != shape:
-                raise ValueError(f"{self.method}: no {shape} score for '{name}'")
+                raise UserInputError(f"{self.method}: no {shape} score for '{name}'")
         scores = {name: scores[name] for name in shapes}
         return select_topk(scores, self.density, self.per_tensor, self.coverage,
                            self.method, self.options())
@@ -275,7 +276,7 @@ def strategy_by_name(method, density, finetuned_checkpoint=None, num_batches=100
     >>> strategy_by_name("magnitude", 0.1)
     Traceback (most recent call last):
     ...
-    ValueError: unknown selection method 'magnitude'; valid: diff, fisher, random, topk
+    speechbrain_sparse.errors.UserInputError: unknown selection method ...
     """
     builders = {
         "diff": lambda: DiffSelection(density, finetuned_checkpoint),
@@ -284,7 +285,7 @@ def strategy_by_name(method, density, finetuned_checkpoint=None, num_batches=100
         "topk": lambda: MagnitudeSelection(density),
     }
     if method not in builders:
-        raise ValueError(
+        raise UserInputError(
             f"unknown selection method {method!r}; valid: {', '.join(sorted(builders))}"
         )
     return builders[method]()

@@ -29,6 +29,7 @@ import math
 
 import torch
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def check_density(density):
     except (TypeError, ValueError):
         value = math.nan
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density!r}")
+        raise UserInputError(f"density must be in (0, 1], got {density!r}")
     return value
 
 

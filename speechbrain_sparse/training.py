@@ -62,6 +62,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import canonical_parameter_name
 
 MASK_MODES = ("freeze", "prune")
@@ -107,7 +108,7 @@ class MaskEnforcer:
 
     def __init__(self, module, mask, mode="freeze", l1_weight=0.0, uncovered=None):
         if mode not in MASK_MODES:
-            raise ValueError(f"mode must be one of {MASK_MODES}, got {mode!r}")
+            raise UserInputError(f"mode must be one of {MASK_MODES}, got {mode!r}")
         if not isinstance(mask, Mapping):
             raise TypeError("mask must be a Mapping[str, torch.BoolTensor]")
         self.mode = mode
@@ -135,7 +136,7 @@ class MaskEnforcer:
                 continue
             keep = torch.as_tensor(mask[name]).to(param.device, torch.bool)
             if keep.shape != param.shape:
-                raise ValueError(f"mask {name}: {keep.shape} != {param.shape}")
+                raise UserInputError(f"mask {name}: {keep.shape} != {param.shape}")
             count = int(keep.sum())
             self.num_trainable += count
             if count == 0:

@@ -45,6 +45,7 @@ from speechbrain_sparse.data.manifests import (
     write_csv_atomic,
     write_json_atomic,
 )
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,9 @@ def prepare_librispeech(data_folder, save_folder,
     merge_splits = list(merge_splits or [])
     unknown = [s for s in merge_splits if s not in splits]
     if unknown:
-        raise ValueError(f"merge_splits {unknown} are not among splits {list(splits)}")
+        raise UserInputError(
+            f"merge_splits {unknown} are not among splits {list(splits)}"
+        )
     paths = {split: save_folder / f"{split}.csv" for split in splits}
     if merge_splits:
         paths[merge_name] = save_folder / f"{merge_name}.csv"
@@ -137,15 +140,15 @@ def split_rows(split_folder):
     """
     split_folder = Path(split_folder)
     if not split_folder.is_dir():
-        raise FileNotFoundError(f"missing split folder {split_folder} (expected "
+        raise MissingInputError(f"missing split folder {split_folder} (expected "
                                 "<data_folder>/<split>/<speaker>/<chapter>/)")
     rows = []
     chapters = sorted(p for p in split_folder.glob("*/*") if p.is_dir())
     for chapter_folder in chapters:
         rows.extend(chapter_rows(chapter_folder))
     if not rows:
-        raise ValueError(f"{split_folder}: no utterances found (expected "
-                         "<speaker>/<chapter>/<speaker>-<chapter>.trans.txt)")
+        raise UserInputError(f"{split_folder}: no utterances found (expected "
+                             "<speaker>/<chapter>/<speaker>-<chapter>.trans.txt)")
     return rows
 
 
@@ -154,7 +157,9 @@ def chapter_rows(chapter_folder):
     prefix = f"{chapter_folder.parent.name}-{chapter_folder.name}"
     transcript = chapter_folder / f"{prefix}.trans.txt"
     if not transcript.is_file():
-        raise ValueError(f"{chapter_folder}: missing transcript file {transcript.name}")
+        raise UserInputError(
+            f"{chapter_folder}: missing transcript file {transcript.name}"
+        )
     rows, seen = [], set()
     with open(transcript, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -164,21 +169,23 @@ def chapter_rows(chapter_folder):
             utt_id, _, words = line.strip().partition(" ")
             words = " ".join(words.split())
             if not words or line[0].isspace():
-                raise ValueError(f"{where}: expected '<utterance id> TRANSCRIPT', "
-                                 f"got {line.rstrip()!r}")
+                raise UserInputError(f"{where}: expected '<utterance id> TRANSCRIPT', "
+                                     f"got {line.rstrip()!r}")
             if not utt_id.startswith(f"{prefix}-"):
-                raise ValueError(f"{where}: id {utt_id!r} is not of chapter {prefix}")
+                raise UserInputError(
+                    f"{where}: id {utt_id!r} is not of chapter {prefix}"
+                )
             if utt_id in seen:
-                raise ValueError(f"{where}: id {utt_id!r} appears twice")
+                raise UserInputError(f"{where}: id {utt_id!r} appears twice")
             seen.add(utt_id)
             audio = chapter_folder / f"{utt_id}.flac"
             if not audio.is_file():
-                raise ValueError(f"{where}: audio file not found: {audio}")
+                raise UserInputError(f"{where}: audio file not found: {audio}")
             rows.append({"ID": utt_id, "duration": _duration(audio),
                          "wav": str(audio), "spk_id": prefix, "wrd": words})
     for audio in sorted(chapter_folder.glob("*.flac")):
         if audio.stem not in seen:
-            raise ValueError(f"{audio}: no line for {audio.stem} in {transcript}")
+            raise UserInputError(f"{audio}: no line for {audio.stem} in {transcript}")
     return rows
 
 
@@ -186,7 +193,7 @@ def _duration(audio):
     try:
         info = soundfile.info(str(audio))
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ValueError(f"{audio}: cannot read audio: {error}") from None
+        raise UserInputError(f"{audio}: cannot read audio: {error}") from None
     return round(info.frames / info.samplerate, 4)
 
 

@@ -22,6 +22,7 @@ import os
 import speechbrain as sb
 
 from speechbrain_sparse.data.features import batch_features
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import write_csv_atomic, write_text_atomic
 from speechbrain_sparse.metrics import tibetan_syllables
 
@@ -157,7 +158,7 @@ class TransformerASRBrain(ASRBrain):
                 p_ctc.detach(), wav_lens, blank_id=self.hparams.blank_index
             )
         if decoding != "beam":
-            raise ValueError(
+            raise UserInputError(
                 f"decoding must be 'beam' or 'ctc_greedy', not {decoding!r}"
             )
         hyps, _, _, _ = searcher(enc_out.detach(), wav_lens)

@@ -23,6 +23,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from speechbrain_sparse.errors import UserInputError
+
 SPECIAL_TOKENS = ("<pad>", "<unk>", "|")
 
 
@@ -43,11 +45,11 @@ class CharacterCTCTokenizer:
         try:
             vocabulary = json.loads(vocab_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise ValueError(f"{vocab_file}: not a readable vocab.json: "
-                             f"{error}") from None
+            raise UserInputError(f"{vocab_file}: not a readable vocab.json: "
+                                 f"{error}") from None
         missing = [token for token in SPECIAL_TOKENS if token not in vocabulary]
         if missing:
-            raise ValueError(f"{vocab_file}: the CTC vocabulary lacks {missing}")
+            raise UserInputError(f"{vocab_file}: the CTC vocabulary lacks {missing}")
         self.tokenizer = Wav2Vec2CTCTokenizer(
             str(vocab_file), unk_token="<unk>", pad_token="<pad>",
             word_delimiter_token="|", bos_token=None, eos_token=None,
@@ -73,7 +75,9 @@ class CharacterCTCTokenizer:
         """Loads ``<directory>/vocab.json``; ValueError naming it if absent."""
         vocab_file = Path(directory) / "vocab.json"
         if not vocab_file.is_file():
-            raise ValueError(f"{directory}: no vocab.json (the CTC model's characters)")
+            raise UserInputError(
+                f"{directory}: no vocab.json (the CTC model's characters)"
+            )
         return cls(vocab_file)
 
     @property

@@ -41,6 +41,7 @@ from speechbrain_sparse.asr.hf_ctc_brain import (
 )
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.pretrained import PretrainedModel, load_huggingface
 
@@ -77,21 +78,23 @@ def build_ctc_model(hf_config, tokenizer):
     settings = dict(hf_config)
     model_type = settings.pop("model_type", None)
     if model_type not in ("wav2vec2", "hubert", "wavlm"):
-        raise ValueError(f"hf_config: model_type must be wav2vec2, hubert or wavlm, "
-                         f"not {model_type!r}")
+        raise UserInputError(
+            f"hf_config: model_type must be wav2vec2, hubert or wavlm, "
+            f"not {model_type!r}"
+        )
     for key in ("conv_dim", "conv_stride", "conv_kernel"):
         if key in settings:
             settings[key] = list(settings[key])
     known = AutoConfig.for_model(model_type).to_dict()
     unknown = [key for key in settings if key not in known]
     if unknown:  # transformers would keep them as unused attributes
-        raise ValueError(f"hf_config: {model_type} configs have no key {unknown}")
+        raise UserInputError(f"hf_config: {model_type} configs have no key {unknown}")
     try:
         config = AutoConfig.for_model(
             model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.blank_index,
             ctc_loss_reduction="mean", **settings)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"hf_config: {error}") from None
+        raise UserInputError(f"hf_config: {error}") from None
     return AutoModelForCTC.from_config(config)
 
 
@@ -108,8 +111,10 @@ def load_or_build(hparams):
         pretrained = load_huggingface(directory)
         pretrained.tokenizer = CharacterCTCTokenizer.from_pretrained(directory)
         if len(pretrained.tokenizer) != pretrained.model.config.vocab_size:
-            raise ValueError(f"{directory}: vocab.json has {len(pretrained.tokenizer)} "
-                             f"tokens, the model {pretrained.model.config.vocab_size}")
+            raise UserInputError(
+                f"{directory}: vocab.json has {len(pretrained.tokenizer)} "
+                f"tokens, the model {pretrained.model.config.vocab_size}"
+            )
         return pretrained
     if hparams["hf_config"] is None:
         raise ValueError("the YAML needs pretrained_dir (a Hugging Face CTC folder) "

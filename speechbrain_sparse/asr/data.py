@@ -23,6 +23,7 @@ import torch
 
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.data.features import FeatureCache
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import (
     ManifestError,
     check_audio_file,
@@ -245,7 +246,7 @@ def _feature_caches(hparams, manifests, compute_features):
     if not folder:
         return {}
     if compute_features is None:
-        raise ValueError("feature_cache_folder needs the recipe's compute_features")
+        raise UserInputError("feature_cache_folder needs the recipe's compute_features")
     def build():
         for path in manifests:
             FeatureCache(path, compute_features, folder)

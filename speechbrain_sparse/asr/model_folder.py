@@ -17,6 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
+from speechbrain_sparse.errors import MissingInputError
 from speechbrain_sparse.fileio import atomic_folder
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
@@ -76,12 +77,12 @@ def check_model_folder(folder):
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"pretrained model folder {folder} not found: run the pretraining "
             "stage first (python train.py hparams/pretrain_<size>.yaml) or set "
             "--pretrained_dir"
         )
     for name in (*MODEL_FILES, "tokenizer.model"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"pretrained model folder {folder} lacks {name}")
+            raise MissingInputError(f"pretrained model folder {folder} lacks {name}")
 

@@ -30,8 +30,10 @@ from pathlib import Path
 
 from hyperpyyaml import load_hyperpyyaml
 
+from speechbrain_sparse.errors import UserInputError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserInputError):
     """A stage YAML key that is unknown or has a bad value; the message names it."""
 
 

@@ -66,6 +66,7 @@ from speechbrain.utils.epoch_loop import EpochCounter
 
 from speechbrain_sparse.asr.data import train_loader_options
 from speechbrain_sparse.asr.options import checked_options
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
 from speechbrain_sparse.pruning.model_families import TransformerASRFamily
@@ -98,7 +99,7 @@ class CalibrationData:
         for name, value in (("num_utterances (num_calibration)", num_utterances),
                             ("batch_size (calibration_batch_size)", batch_size)):
             if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}")
+                raise UserInputError(f"{name} must be >= 1, got {value!r}")
         self.num_utterances = int(num_utterances)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -131,13 +132,13 @@ def check_schedule(sparsities):
     if isinstance(sparsities, (int, float)):
         sparsities = [sparsities]
     if not sparsities:
-        raise ValueError(f"prune_sparsities must be a non-empty list of values "
-                         f"in [0, 1), got {sparsities!r}")
+        raise UserInputError(f"prune_sparsities must be a non-empty list of values "
+                             f"in [0, 1), got {sparsities!r}")
     for value in sparsities:
         check_sparsity(value, "each of prune_sparsities")
     values = [float(s) for s in sparsities]
     if values != sorted(values):
-        raise ValueError(f"prune_sparsities must not decrease: {sparsities!r}")
+        raise UserInputError(f"prune_sparsities must not decrease: {sparsities!r}")
     return values
 
 
@@ -148,14 +149,15 @@ def pruning_settings(hparams):
     missing = [key for key in ("prune_sparsities", "pruner", "calibration")
                if hparams[key] is None]
     if missing:
-        raise ValueError(f"a pruning stage needs {missing} in its YAML (see "
-                         f"speechbrain_sparse/asr/pruning_stage.py)")
+        raise UserInputError(f"a pruning stage needs {missing} in its YAML (see "
+                             f"speechbrain_sparse/asr/pruning_stage.py)")
     pruner, calibration = hparams["pruner"], hparams["calibration"]
     if not callable(getattr(pruner, "prune", None)):
-        raise TypeError(f"pruner must be a pruner object (OneShotPruner or "
-                        f"MagnitudePruner), got {pruner!r}")
+        raise UserInputError(f"pruner must be a pruner object (OneShotPruner or "
+                             f"MagnitudePruner), got {pruner!r}")
     if not isinstance(calibration, CalibrationData):
-        raise TypeError(f"calibration must be a CalibrationData, got {calibration!r}")
+        raise UserInputError(f"calibration must be a CalibrationData, "
+                             f"got {calibration!r}")
     return {"pruner": pruner, "sparsities": check_schedule(hparams["prune_sparsities"]),
             "calibration": calibration,
             "finetune_max_utterances": hparams["finetune_max_utterances"]}

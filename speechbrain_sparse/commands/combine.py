@@ -10,6 +10,8 @@ Example
 ('union', 'a.pt', 'b.pt')
 """
 
+from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
 
 NAME = "combine"
@@ -35,13 +37,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    """Writes the combined mask; masks over different parameters raise ValueError."""
+    """Writes the combined mask; masks over different parameters raise UserError."""
     first = ParameterMask.load(args.first)
     second = ParameterMask.load(args.second)
     try:
         combined = OPERATIONS[args.op](first, second)
-    except ValueError as error:
-        raise ValueError(
+    except UserInputError as error:
+        raise UserError(
             f"{args.first} and {args.second} cannot be combined: {error}"
         ) from error
     combined.options["files"] = [str(args.first), str(args.second)]

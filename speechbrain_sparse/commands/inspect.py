@@ -7,6 +7,8 @@ of the density per layer (rows) and parameter kind (columns).
 The grid and the PNG come from :mod:`speechbrain_sparse.mask_plots`.
 """
 
+from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.mask_plots import write_heatmap
 from speechbrain_sparse.masks import ParameterMask
 
@@ -58,8 +60,8 @@ def run(args):
     if other is not None:
         try:
             print(f"jaccard vs {args.against}: {mask.jaccard(other):.6f}")
-        except ValueError as error:
-            raise ValueError(
+        except UserInputError as error:
+            raise UserError(
                 f"{args.mask} and {args.against} cannot be compared: {error}"
             ) from error
     print(format_table(mask, other))

@@ -17,6 +17,7 @@ Example
 ('topk', 0.1, False)
 """
 
+from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.scores import load_state_dict
 from speechbrain_sparse.selection import (
@@ -85,13 +86,13 @@ def build_strategy(args):
     coverage = Coverage(args.include, args.exclude)
     common = {"per_tensor": args.per_tensor, "coverage": coverage}
     if args.strategy == "fisher":
-        raise ValueError(
+        raise UserError(
             "fisher masks are computed by the recipe (train.py "
             "hparams/fisher_*.yaml): they need target data and the recipe's Brain"
         )
     if args.strategy == "diff":
         if not args.finetuned:
-            raise ValueError("--strategy diff needs --finetuned")
+            raise UserError("--strategy diff needs --finetuned")
         finetuned = load_state_dict(args.finetuned, args.checkpoint_name)
         strategy = DiffSelection(density, finetuned_state=finetuned, **common)
         strategy.finetuned_checkpoint = args.finetuned  # recorded in the file

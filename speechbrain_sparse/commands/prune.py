@@ -26,6 +26,8 @@ import logging
 import time
 from pathlib import Path
 
+from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.obs import SALIENCIES
 
 NAME = "prune"
@@ -84,8 +86,6 @@ def run(args):
 
 
 def _check_arguments(args):
-    from speechbrain_sparse.cli import UserError
-
     checks = [
         (0.0 <= args.sparsity < 1.0,
          f"--sparsity must be in [0, 1), got {args.sparsity}"),
@@ -106,7 +106,6 @@ def _check_arguments(args):
 
 def run_obs(args):
     """Loads, calibrates, prunes and saves; prints a one-line summary."""
-    from speechbrain_sparse.cli import UserError
     from speechbrain_sparse.pruning.calibration import load_calibration_batches
     from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
     from speechbrain_sparse.pruning.oneshot import OneShotPruner
@@ -115,7 +114,7 @@ def run_obs(args):
     _check_arguments(args)
     try:
         pretrained = load_pretrained(args.model, args.device, args.nhead, args.arch)
-    except ValueError as error:
+    except UserInputError as error:
         raise UserError(f"--model: {error}") from None
     tokens = {}
     if pretrained.tokenizer is not None:
@@ -126,7 +125,7 @@ def run_obs(args):
         batches = load_calibration_batches(
             args.calibration, args.num_calibration, args.batch_size, args.seed,
             max_duration=args.max_duration, **tokens)
-    except ValueError as error:
+    except UserInputError as error:
         raise UserError(f"--calibration: {error}") from None
     mixed = None
     if args.mixed_sparsity:

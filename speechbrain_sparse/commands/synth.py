@@ -10,6 +10,7 @@ Example
 ('micro', ['en-029', 'en-gb'], 'closed')
 """
 
+from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.data.sentences import TEXT_DOMAINS
 from speechbrain_sparse.data.synth import PRESETS, build_corpus, corpus_stats_table
 
@@ -27,7 +28,7 @@ def parse_targets(text):
     """
     targets = [name.strip() for name in text.split(",") if name.strip()]
     if not targets:
-        raise ValueError("--targets needs at least one eSpeak NG voice")
+        raise UserError("--targets needs at least one eSpeak NG voice")
     return targets
 
 
@@ -59,7 +60,7 @@ def add_arguments(parser):
 def run(args):
     """Builds (or reuses) the corpus; prints its stats table, then its root.
 
-    Bad voices raise ValueError.
+    Bad voices raise a UserInputError.
     """
     root = build_corpus(
         args.out,

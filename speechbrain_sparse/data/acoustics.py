@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from speechbrain_sparse.errors import UserInputError
+
 SAMPLE_RATE = 16000
 SNR_DB_RANGE = (10.0, 30.0)
 RT60_RANGE = (0.1, 0.4)
@@ -163,7 +165,9 @@ def make_noise(kind, length, rng, sample_rate=SAMPLE_RATE):
         return _shape_spectrum(rng.standard_normal(length), _pink_gain)
     if kind == "babble":
         return babble_noise(length, rng, sample_rate)
-    raise ValueError(f"unknown noise type {kind!r}; valid: {', '.join(NOISE_TYPES)}")
+    raise UserInputError(
+        f"unknown noise type {kind!r}; valid: {', '.join(NOISE_TYPES)}"
+    )
 
 
 def exponential_rir(rng, sample_rate=SAMPLE_RATE):

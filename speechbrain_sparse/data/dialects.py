@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speechbrain_sparse.errors import UserInputError
+
 
 @dataclass(frozen=True)
 class DialectStyle:
@@ -153,7 +155,7 @@ def make_speakers(dialect, count, seed, installed_variants):
     installed = set(installed_variants)
     pool = [variant for variant in style.variants if variant in installed]
     if not pool:
-        raise ValueError(
+        raise UserInputError(
             f"none of the voice variants of {dialect!r} ({', '.join(style.variants)}) "
             "is installed"
         )

@@ -45,6 +45,7 @@ from speechbrain_sparse.data.manifests import (
     write_csv_atomic,
     write_json_atomic,
 )
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
@@ -74,7 +75,7 @@ def read_utf8_lines(path):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
-                raise ValueError(
+                raise UserInputError(
                     f"{path}:{number}: not UTF-8 text ({error.reason} at byte "
                     f"{error.start} of the line: {raw[error.start : error.end]!r})"
                 ) from None
@@ -114,19 +115,19 @@ def read_transcripts(text_path, normalize=None):
             continue
         fields = line.split(maxsplit=1)
         if line[0].isspace() or any(map(_is_tibetan, fields[0])):
-            raise ValueError(
+            raise UserInputError(
                 f"{text_path}:{number}: no utterance id at the start of the line "
                 f"{line.strip()[:40]!r}"
             )
         if len(fields) < 2:
-            raise ValueError(
+            raise UserInputError(
                 f"{text_path}:{number}: no transcript after id {fields[0]!r}"
             )
         utt_id, words = fields[0], " ".join(fields[1].split())
         if normalize is not None:
             words = normalize(words)
         if utt_id in transcripts:
-            raise ValueError(f"{text_path}:{number}: duplicated id {utt_id!r}")
+            raise UserInputError(f"{text_path}:{number}: duplicated id {utt_id!r}")
         transcripts[utt_id] = words
     return transcripts
 
@@ -156,21 +157,23 @@ def split_manifest_rows(split_dir, dialect, normalize=None):
     split_dir = Path(split_dir).resolve()
     text_path = split_dir / "text"
     if not text_path.is_file():
-        raise FileNotFoundError(f"missing transcript file {text_path}")
+        raise MissingInputError(f"missing transcript file {text_path}")
     transcripts = read_transcripts(text_path, normalize)
     audio = {}
     for wav in sorted(split_dir.glob("*/*.wav")):
         if wav.stem in audio:
-            raise ValueError(f"{wav}: duplicated utterance id (also {audio[wav.stem]})")
+            raise UserInputError(
+                f"{wav}: duplicated utterance id (also {audio[wav.stem]})"
+            )
         audio[wav.stem] = wav
     for wav_id, wav in audio.items():
         if wav_id not in transcripts:
-            raise ValueError(f"{wav}: audio with no transcript in {text_path}")
+            raise UserInputError(f"{wav}: audio with no transcript in {text_path}")
     rows = []
     for number, (utt_id, words) in enumerate(transcripts.items(), start=1):
         wav = audio.get(utt_id)
         if wav is None:
-            raise ValueError(
+            raise UserInputError(
                 f"{text_path}: id {utt_id!r} (transcript {number}) has no audio "
                 f"{split_dir}/<spk_id>/{utt_id}.wav"
             )
@@ -224,11 +227,11 @@ def prepare_generic_corpus(
     """
     data_folder, save_folder = Path(data_folder).resolve(), Path(save_folder)
     if not data_folder.is_dir():
-        raise FileNotFoundError(f"data folder {data_folder} does not exist")
+        raise MissingInputError(f"data folder {data_folder} does not exist")
     if dialects is None:
         dialects = sorted(p.name for p in data_folder.iterdir() if p.is_dir())
         if not dialects:
-            raise ValueError(f"no dialect folders in {data_folder}")
+            raise UserInputError(f"no dialect folders in {data_folder}")
     csv_paths = {
         f"{dialect}_{split}": save_folder / f"{dialect}_{split}.csv"
         for dialect in dialects
@@ -254,7 +257,7 @@ def prepare_generic_corpus(
         for split in splits:
             split_dir = data_folder / dialect / split
             if not split_dir.is_dir():
-                raise FileNotFoundError(f"missing split folder {split_dir}")
+                raise MissingInputError(f"missing split folder {split_dir}")
             rows = split_manifest_rows(split_dir, dialect, normalize)
             write_csv_atomic(csv_paths[f"{dialect}_{split}"], rows, MANIFEST_FIELDS)
             logger.info("Wrote %d utterances of %s/%s", len(rows), dialect, split)

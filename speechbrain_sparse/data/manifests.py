@@ -18,6 +18,7 @@ Example
 import os
 from pathlib import Path
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import (
     read_json,
     write_csv_atomic,
@@ -71,8 +72,8 @@ def split_manifests(folders, dialects, splits, pattern="{dialect}_{split}.csv"):
         elif dialect in folders:
             folder = folders[dialect]
         else:
-            raise ValueError(f"eval_dialects: {dialect!r} has no manifest folder "
-                             f"(known: {', '.join(folders)})")
+            raise UserInputError(f"eval_dialects: {dialect!r} has no manifest "
+                                 f"folder (known: {', '.join(folders)})")
         for split in splits:
             manifests[f"{dialect}_{split}"] = Path(folder) / pattern.format(
                 dialect=dialect, split=split)

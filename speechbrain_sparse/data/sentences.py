@@ -39,6 +39,8 @@ import logging
 import re
 from pathlib import Path
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
+
 logger = logging.getLogger(__name__)
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -193,14 +195,14 @@ def fortune_files(fortunes_dir=FORTUNES_DIR):
     """
     fortunes_dir = Path(fortunes_dir)
     if not fortunes_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no fortunes at {fortunes_dir}: install the Debian package fortunes "
             "(apt-get install fortunes)"
         )
     paths = [fortunes_dir / name for name in ENGLISH_FILES]
     files = [path for path in paths if path.is_file() and not path.is_symlink()]
     if not files:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no English fortune files in {fortunes_dir}: install the Debian package "
             "fortunes"
         )
@@ -356,7 +358,7 @@ def load_text(domain="closed", fortunes_dir=str(FORTUNES_DIR)):
     if domain == "open":
         return load_sentences(str(fortunes_dir))
     valid = ", ".join(TEXT_DOMAINS)
-    raise ValueError(f"unknown text domain {domain!r}; valid: {valid}")
+    raise UserInputError(f"unknown text domain {domain!r}; valid: {valid}")
 
 
 def sentences_sha256(sentences):

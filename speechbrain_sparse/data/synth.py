@@ -84,6 +84,7 @@ from speechbrain_sparse.data.sentences import (
     load_text,
     sentences_sha256,
 )
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import (
     atomic_write,
     read_json,
@@ -147,7 +148,7 @@ def resolve_sizes(preset, sizes=None):
         A validated copy, lists rather than tuples.
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+        raise UserInputError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     table = sizes if sizes is not None else PRESETS[preset]
     resolved = {}
     for role in ("source", "target"):
@@ -156,11 +157,13 @@ def resolve_sizes(preset, sizes=None):
             try:
                 speakers, utterances = (int(n) for n in table[role][split])
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(
+                raise UserInputError(
                     f"sizes[{role!r}][{split!r}] must be [speakers, utterances]"
                 ) from error
             if utterances < 0 or speakers < (1 if utterances else 0):
-                raise ValueError(f"sizes[{role!r}][{split!r}] = {table[role][split]}")
+                raise UserInputError(
+                    f"sizes[{role!r}][{split!r}] = {table[role][split]}"
+                )
             resolved[role][split] = [speakers, utterances]
     return resolved
 
@@ -225,7 +228,7 @@ def make_options(
     """
     if text_domain not in TEXT_DOMAINS:
         valid = ", ".join(TEXT_DOMAINS)
-        raise ValueError(f"unknown text domain {text_domain!r}; valid: {valid}")
+        raise UserInputError(f"unknown text domain {text_domain!r}; valid: {valid}")
     return {
         "generator_version": GENERATOR_VERSION,
         "preset": preset,
@@ -490,12 +493,12 @@ def _claim_folder(root, options):
                 for key in options
                 if recorded.get(key) != options[key]
             )
-            raise ValueError(
+            raise UserInputError(
                 f"{root} holds a corpus built with other options ({differences}); "
                 "delete it or choose another output folder"
             )
     elif root.is_dir() and any(root.iterdir()):
-        raise ValueError(f"{root} is not empty and holds no sb-sparse synth corpus")
+        raise UserInputError(f"{root} is not empty and holds no sb-sparse synth corpus")
     root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / BUILD_OPTIONS_FILE, options)
     for stale in root.glob("*/*/*/.*.tmp*"):
@@ -555,7 +558,7 @@ def corpus_stats_table(root):
     """:func:`stats_table` of a finished corpus, dialects in their options' order."""
     corpus = read_json(Path(root) / CORPUS_FILE)
     if corpus is None:
-        raise FileNotFoundError(f"no finished corpus in {root} (no {CORPUS_FILE})")
+        raise MissingInputError(f"no finished corpus in {root} (no {CORPUS_FILE})")
     options = corpus["options"]
     return stats_table(corpus["stats"], [options["source"], *options["targets"]])
 
@@ -622,7 +625,7 @@ def build_corpus(
     """
     dialects = [voices.validate_voice(v) for v in [source, *targets]]
     if len(set(dialects)) != len(dialects):
-        raise ValueError(f"source and targets must be distinct voices: {dialects}")
+        raise UserInputError(f"source and targets must be distinct voices: {dialects}")
     sentences = load_text(text_domain)
     options = make_options(
         sentences, preset, seed, source, targets, sizes, text_domain

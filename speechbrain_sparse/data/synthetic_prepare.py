@@ -6,9 +6,8 @@ generic per-dialect layout, ``<data_folder>/<dialect>/<split>.csv``, which is
 where a stage YAML's ``train_csv``, ``valid_csv`` and ``test_csvs`` point.
 """
 
-from speechbrain.utils.distributed import run_on_main
-
 from speechbrain_sparse.data.synth import build_corpus
+from speechbrain_sparse.distributed import run_on_main_or_raise
 
 #: The keys of a stage YAML that :func:`prepare_synthetic` reads.
 CORPUS_KEYS = ("data_folder", "corpus_preset", "corpus_seed", "source_dialect",
@@ -25,7 +24,7 @@ def prepare_synthetic(hparams):
         ``corpus_seed``, ``source_dialect`` and ``target_dialects`` (eSpeak NG
         voices).
     """
-    run_on_main(
+    run_on_main_or_raise(
         build_corpus,
         kwargs={
             "out_dir": hparams["data_folder"],

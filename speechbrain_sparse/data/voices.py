@@ -25,6 +25,8 @@ import subprocess
 
 import numpy as np
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
+
 ESPEAK = "espeak-ng"
 
 
@@ -32,7 +34,7 @@ def _espeak_binary():
     """Returns the eSpeak NG executable, or raises a clear error when it is missing."""
     binary = shutil.which(ESPEAK)
     if binary is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             "espeak-ng not found: install the Debian package espeak-ng "
             "(apt-get install espeak-ng)"
         )
@@ -120,7 +122,7 @@ def validate_voice(voice):
     voices = list_voices()
     if voice not in voices:
         english = [name for name in voices if name.startswith("en")]
-        raise ValueError(
+        raise UserInputError(
             f"unknown eSpeak NG voice {voice!r}; English voices: "
             f"{', '.join(english)}; all installed voices: {', '.join(voices)}"
         )

@@ -1,6 +1,7 @@
 """The ground floor: reading and writing files, safely.
 
-Nothing here imports the rest of the package, so every layer may use it.
+Nothing here imports the rest of the package but the error types of
+:mod:`speechbrain_sparse.errors`, so every layer may use it.
 
 * :mod:`~speechbrain_sparse.fileio.writing`: atomic writes of text, CSV, JSON,
   ``torch.save`` files and whole folders;

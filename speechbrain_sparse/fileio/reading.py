@@ -26,8 +26,10 @@ from pathlib import Path
 import soundfile
 import speechbrain as sb
 
+from speechbrain_sparse.errors import UserInputError
 
-class ManifestError(ValueError):
+
+class ManifestError(UserInputError):
     """A manifest (CSV) or audio file that cannot be used; the message names it."""
 
 

@@ -31,6 +31,7 @@ import os
 import numpy as np
 import torch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio.writing import torch_save_atomic
 
 PARSE_ERRORS = (KeyError, TypeError, RuntimeError, ValueError, AttributeError)
@@ -82,28 +83,30 @@ def load_record(path, format_name, version, parse, what):
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    ValueError
+    MissingInputError
+        If there is no such file.
+    UserInputError
         If the file is truncated, corrupted, of another format or of a newer
         version; the message names the file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise MissingInputError(f"{what} not found: {path}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ValueError(f"{path}: cannot read {what} (truncated, corrupted, or "
-                         f"not a torch file): {reason}") from error
+        raise UserInputError(f"{path}: cannot read {what} (truncated, corrupted, "
+                             f"or not a torch file): {reason}") from error
     if not isinstance(record, dict) or record.get("format") != format_name:
-        raise ValueError(f"{path}: not a {format_name} file")
+        raise UserInputError(f"{path}: not a {format_name} file")
     if record.get("format_version", 0) > version:
-        raise ValueError(f"{path}: format version {record['format_version']} is "
-                         f"newer than this reader ({version})")
+        raise UserInputError(f"{path}: format version {record['format_version']} is "
+                             f"newer than this reader ({version})")
     try:
         return parse(record)
     except PARSE_ERRORS as error:
-        raise ValueError(f"{path}: corrupted {what}: {error}") from error
+        raise UserInputError(f"{path}: corrupted {what}: {error}") from error
 
 
 def pack_bits(mask):

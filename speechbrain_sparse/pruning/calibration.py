@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import read_audio_checked, read_manifest
 from speechbrain_sparse.pruning.hessian import HessianAccumulator
 
@@ -320,15 +321,15 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     if num_utterances is not None and num_utterances < len(rows):
         rows = random.Random(seed).sample(rows, int(num_utterances))
     if not rows:
-        raise ValueError(f"{csv_path}: no calibration utterance left")
+        raise UserInputError(f"{csv_path}: no calibration utterance left")
     rows.sort(key=lambda row: row["duration"])
     examples = []
     for row in rows:
         example = {"id": row["ID"], "sig": read_audio_checked(row["wav"])}
         rate = soundfile.info(row["wav"]).samplerate
         if rate != sample_rate:
-            raise ValueError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
-                             f"not {sample_rate} Hz")
+            raise UserInputError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
+                                 f"not {sample_rate} Hz")
         if tokenizer is not None:
             tokens = tokenizer.encode_as_ids(row["wrd"])
             example["tokens_bos"] = torch.LongTensor([bos_index] + tokens)

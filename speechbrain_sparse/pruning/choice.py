@@ -18,15 +18,17 @@ Example
 1
 >>> choose("mixed_sparsity", False, {True: "mixed", False: None}) is None
 True
->>> choose("prune_method", "l1", {"obs": 1, "magnitude": 2})
+>>> choose("prune_method", "l1", {"obs": 1, "magnitude": 2})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: prune_method must be one of ['magnitude', 'obs'], got 'l1'
+speechbrain_sparse.errors.UserInputError: prune_method must be one of [...], got 'l1'
 """
+
+from speechbrain_sparse.errors import UserInputError
 
 
 def choose(key, value, choices):
-    """Returns ``choices[value]``; a ValueError naming ``key`` if there is none.
+    """Returns ``choices[value]``; a UserInputError naming ``key`` if none.
 
     Arguments
     ---------
@@ -45,4 +47,4 @@ def choose(key, value, choices):
         return choices[value]
     except (KeyError, TypeError):
         names = sorted(str(name) for name in choices)
-        raise ValueError(f"{key} must be one of {names}, got {value!r}") from None
+        raise UserInputError(f"{key} must be one of {names}, got {value!r}") from None

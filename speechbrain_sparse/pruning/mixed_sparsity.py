@@ -38,6 +38,8 @@ import math
 
 import torch
 
+from speechbrain_sparse.errors import UserInputError
+
 DISTRIBUTIONS = ("rademacher", "gaussian")
 
 
@@ -290,14 +292,14 @@ class MixedSparsity:
     def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
                  num_batches=2, seed=0):
         if not 0.0 <= float(alpha) < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
+            raise UserInputError(f"alpha must be in [0, 1), got {alpha!r}")
         if int(num_probes) < 1:
-            raise ValueError(f"num_probes must be >= 1, got {num_probes!r}")
+            raise UserInputError(f"num_probes must be >= 1, got {num_probes!r}")
         if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, "
-                             f"got {distribution!r}")
+            raise UserInputError(f"distribution must be one of {DISTRIBUTIONS}, "
+                                 f"got {distribution!r}")
         if int(num_batches) < 1:
-            raise ValueError(f"num_batches must be >= 1, got {num_batches!r}")
+            raise UserInputError(f"num_batches must be >= 1, got {num_batches!r}")
         self.alpha = float(alpha)
         self.num_probes = int(num_probes)
         self.distribution = distribution

@@ -51,6 +51,7 @@ import contextlib
 import torch
 
 from speechbrain_sparse.data.features import batch_features
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.prunable import (
     Block,
     InputStream,
@@ -277,8 +278,8 @@ class HuggingFaceSSLFamily(ModelFamily):
         """Returns the ``model_type``; raises ValueError for another family."""
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         if model_type not in HF_SSL_MODEL_TYPES:
-            raise ValueError(f"HuggingFaceSSLFamily supports {HF_SSL_MODEL_TYPES}, "
-                             f"not model_type {model_type!r}")
+            raise UserInputError(f"HuggingFaceSSLFamily supports {HF_SSL_MODEL_TYPES}, "
+                                 f"not model_type {model_type!r}")
         return model_type
 
     def stages(self, model):

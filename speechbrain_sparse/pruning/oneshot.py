@@ -52,6 +52,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage, ParameterMask
 from speechbrain_sparse.pruning.calibration import (
     accumulate_hessians,
@@ -110,20 +111,21 @@ class OneShotPruner:
     def __init__(self, saliency="improved", block_size=128, damp=0.01,
                  mixed_sparsity=None, hessian_dtype="float32", report_errors=True):
         if saliency not in SALIENCIES:
-            raise ValueError(f"saliency must be one of {SALIENCIES}, got {saliency!r}")
+            raise UserInputError(f"saliency must be one of {SALIENCIES}, "
+                                 f"got {saliency!r}")
         if int(block_size) < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size!r}")
+            raise UserInputError(f"block_size must be >= 1, got {block_size!r}")
         if float(damp) < 0:
-            raise ValueError(f"damp must be >= 0, got {damp!r}")
+            raise UserInputError(f"damp must be >= 0, got {damp!r}")
         if hessian_dtype in HESSIAN_DTYPES:
             hessian_dtype = HESSIAN_DTYPES[hessian_dtype]
         if hessian_dtype not in HESSIAN_DTYPES.values():
-            raise ValueError(f"hessian_dtype must be one of {tuple(HESSIAN_DTYPES)}, "
-                             f"got {hessian_dtype!r}")
+            raise UserInputError(f"hessian_dtype must be one of "
+                                 f"{tuple(HESSIAN_DTYPES)}, got {hessian_dtype!r}")
         if mixed_sparsity is not None and not callable(
                 getattr(mixed_sparsity, "allocate", None)):
-            raise TypeError(f"mixed_sparsity must be an allocator such as "
-                            f"MixedSparsity, or None; got {mixed_sparsity!r}")
+            raise UserInputError(f"mixed_sparsity must be an allocator such as "
+                                 f"MixedSparsity, or None; got {mixed_sparsity!r}")
         self.saliency = saliency
         self.block_size = int(block_size)
         self.damp = float(damp)
@@ -293,7 +295,7 @@ def check_sparsity(sparsity, name="sparsity"):
     ValueError: sparsity must be in [0, 1), got 1.0
     """
     if sparsity is not None and not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {sparsity!r}")
+        raise UserInputError(f"{name} must be in [0, 1), got {sparsity!r}")
 
 
 def forced_entries(matrices, must_prune, counts):

@@ -25,7 +25,7 @@ Example
 >>> detect_kind(".")
 Traceback (most recent call last):
 ...
-ValueError: .: neither a Hugging Face model directory (config.json) nor a ...
+speechbrain_sparse.errors.UserInputError: .: neither a Hugging Face model directory ...
 """
 
 import json
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import atomic_folder
 from speechbrain_sparse.pruning.model_families import (
     HuggingFaceSSLFamily,
@@ -157,14 +158,14 @@ def detect_kind(folder):
     """Returns ``"huggingface"`` or ``"speechbrain"``; ValueError naming the folder."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"{folder}: model folder not found")
+        raise MissingInputError(f"{folder}: model folder not found")
     if (folder / "config.json").is_file():
         return "huggingface"
     if (folder / "model.ckpt").is_file() and (folder / "tokenizer.model").is_file():
         return "speechbrain"
-    raise ValueError(f"{folder}: neither a Hugging Face model directory "
-                     "(config.json) nor a SpeechBrain model folder (model.ckpt, "
-                     "tokenizer.model)")
+    raise UserInputError(f"{folder}: neither a Hugging Face model directory "
+                         "(config.json) nor a SpeechBrain model folder (model.ckpt, "
+                         "tokenizer.model)")
 
 
 def load_pretrained(folder, device="cpu", nhead=None, arch_file=None):
@@ -201,8 +202,8 @@ def load_huggingface(directory, device="cpu"):
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     family = _huggingface_family(directory)
     if config.model_type not in ("wav2vec2", "hubert", "wavlm"):
-        raise ValueError(f"{directory}: model_type {config.model_type!r} is not "
-                         "Wav2Vec2, HuBERT or WavLM")
+        raise UserInputError(f"{directory}: model_type {config.model_type!r} is not "
+                             "Wav2Vec2, HuBERT or WavLM")
     ctc = any(a.endswith("ForCTC") for a in (config.architectures or []))
     loader = AutoModelForCTC if ctc else AutoModel
     model = loader.from_pretrained(directory, local_files_only=True).to(device)
@@ -228,7 +229,9 @@ def load_speechbrain_folder(folder, device="cpu", nhead=None, arch_file=None):
     folder = Path(folder)
     arch_file = Path(arch_file) if arch_file else DEFAULT_ARCH
     if not arch_file.is_file():
-        raise ValueError(f"{arch_file}: architecture YAML not found (pass --arch)")
+        raise MissingInputError(
+            f"{arch_file}: architecture YAML not found (pass --arch)"
+        )
     state = torch.load(folder / "model.ckpt", map_location="cpu", weights_only=True)
     sizes = transformer_sizes(state, folder / "model.ckpt")
     sizes["nhead"] = int(nhead) if nhead else _read_nhead(folder)
@@ -237,8 +240,8 @@ def load_speechbrain_folder(folder, device="cpu", nhead=None, arch_file=None):
     try:
         hparams["model"].load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"{folder / 'model.ckpt'}: does not fit {arch_file}: "
-                         f"{error}") from None
+        raise UserInputError(f"{folder / 'model.ckpt'}: does not fit {arch_file}: "
+                             f"{error}") from None
     if (folder / "normalizer.ckpt").is_file():
         hparams["normalize"]._load(folder / "normalizer.ckpt")
     for name in ("model", "normalize"):
@@ -291,8 +294,8 @@ def transformer_sizes(state, source="checkpoint"):
             "n_mels": state["1.custom_src_module.layers.0.w.weight"].shape[1] // 8,
         }
     except KeyError as error:
-        raise ValueError(f"{source}: not a checkpoint of the recipe's Transformer "
-                         f"ASR model (no {error})") from None
+        raise UserInputError(f"{source}: not a checkpoint of the recipe's Transformer "
+                             f"ASR model (no {error})") from None
 
 
 def _count_layers(state, prefix):
@@ -312,8 +315,8 @@ def _read_nhead(folder):
         match = re.search(r"^nhead:\s*(\d+)\s*$", saved.read_text(), re.MULTILINE)
         if match:
             return int(match.group(1))
-    raise ValueError(f"{folder}: cannot tell the number of attention heads (no "
-                     f"nhead in {saved}); pass --nhead")
+    raise UserInputError(f"{folder}: cannot tell the number of attention heads (no "
+                         f"nhead in {saved}); pass --nhead")
 
 
 def _copy_other_files(source, destination, skip):

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechbrain_sparse.errors import UserInputError
+
 RESAMPLES = 1000
 LEVEL = 0.95
 # Index draws per block of resamples (bounds memory for very large test sets).
@@ -147,11 +149,11 @@ def read_utterance_errors(path, metric="WER"):
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not {"ID", errors, tokens} <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path}: no {errors}/{tokens} columns (has "
-                             f"{', '.join(reader.fieldnames or ())})")
+            raise UserInputError(f"{path}: no {errors}/{tokens} columns (has "
+                                 f"{', '.join(reader.fieldnames or ())})")
         for row in reader:
             if row["ID"] in counts:
-                raise ValueError(f"{path}: utterance {row['ID']} appears twice")
+                raise UserInputError(f"{path}: utterance {row['ID']} appears twice")
             counts[row["ID"]] = (int(row[errors]), int(row[tokens]))
     return counts
 

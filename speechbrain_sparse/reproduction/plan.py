@@ -31,6 +31,8 @@ tiny/en-029/diff_s2 tiny/en-029/vanilla_s2 2
 import re
 from dataclasses import dataclass, field
 
+from speechbrain_sparse.errors import UserInputError
+
 # Table IV's combinations: (YAML, first diff density, second method, its density).
 COMBINATIONS = {
     "union_diff_fisher": ("union", 0.2, "fisher", 0.2),
@@ -149,13 +151,13 @@ def build_matrix(sizes, source, targets, methods=METHODS, fractions=FIG3_FRACTIO
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
+        raise UserInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     unknown = sorted(set(seed_methods) - set(SEEDABLE))
     if unknown:
-        raise ValueError(f"methods {unknown} cannot be run with several seeds; "
-                         f"valid: {', '.join(SEEDABLE)}")
+        raise UserInputError(f"methods {unknown} cannot be run with several seeds; "
+                             f"valid: {', '.join(SEEDABLE)}")
     if int(seeds) < 1:
-        raise ValueError(f"seeds must be at least 1, not {seeds}")
+        raise UserInputError(f"seeds must be at least 1, not {seeds}")
     wanted = _with_needs(methods)
     seeded = _with_needs(wanted & set(seed_methods))
     runs = []

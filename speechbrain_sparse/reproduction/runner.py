@@ -29,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from speechbrain_sparse.data.manifests import read_json, write_json_atomic
+from speechbrain_sparse.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 COMMAND_FILE = "reproduce_command.json"
@@ -115,7 +116,7 @@ class MatrixRunner:
         )
         if recorded is not None and recorded != command and started:
             differing = sorted(set(recorded) ^ set(command))
-            raise ValueError(
+            raise UserInputError(
                 f"{folder} holds run {run.name} made with other options "
                 f"({' '.join(differing)}); use another output folder or delete it"
             )

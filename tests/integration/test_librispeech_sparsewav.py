@@ -1,5 +1,7 @@
 """The LibriSpeech SparseWAV recipe end to end on a fixture corpus and tiny models."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,35 @@ def test_prune_and_finetune_on_a_fixture_corpus(tmp_path, kind):
                for name, keep in mask.items())
     assert (out / "vocab.json").read_text() == (source / "vocab.json").read_text()
     assert (tmp_path / "exp" / "wer_test-other.txt").is_file()
+
+
+def run_prune_script(tmp_path, *overrides, before=""):
+    """``prune.py`` as its own process (``before``: code run first); the result."""
+    argv = [str(RECIPE / "hparams" / "wav2vec2_base.yaml"),
+            "--pretrained_dir", str(tmp_path / "model"),
+            "--output_folder", str(tmp_path / "exp"), *overrides]
+    code = (f"import runpy, sys\n{before}\n"
+            f"sys.argv = {['prune.py', *argv]!r}\n"
+            f"runpy.run_path({str(RECIPE / 'prune.py')!r}, run_name='__main__')\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_user_error_is_one_line_and_a_library_bug_keeps_its_traceback(tmp_path):
+    done = run_prune_script(tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "prune.py: error: give --data_folder (the LibriSpeech folder) or "
+        "--calibration_csv (a manifest with ID,duration,wav)")
+
+    broken_library = (
+        "import speechbrain_sparse.pruning.pretrained as pretrained\n"
+        "def from_pretrained(*args, **kwargs):\n"
+        "    raise ValueError('raised inside transformers')\n"
+        "pretrained.load_huggingface = from_pretrained\n")
+    done = run_prune_script(tmp_path, "--calibration_csv", str(tmp_path / "c.csv"),
+                            before=broken_library)
+    output = done.stdout + done.stderr  # SpeechBrain logs uncaught errors to stdout
+    assert done.returncode == 1 and "Traceback (most recent call last)" in output
+    assert "ValueError: raised inside transformers" in output.splitlines()
+    assert "prune.py: error" not in output

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from speechbrain_sparse.errors import UserInputError
 from tests.conftest import load_recipe_module
 from tests.tibetan_fixtures import TIBETAN_RECIPE, build_generic_tree, build_xbmu_tree
 
@@ -151,3 +152,20 @@ def test_unknown_dialect_and_format_are_one_line_errors(corpora, tmp_path):
         corpora, tmp_path / "c", f"--dialects_folder={tmp_path / 'missing'}"
     )
     assert message.startswith("train.py: error: data folder") and "missing" in message
+
+
+def test_a_library_bug_in_preparation_keeps_its_traceback(corpora, tmp_path,
+                                                          monkeypatch):
+    """Only the project's user errors become one line: a ``ValueError`` raised
+    inside a library call (a stand-in here) propagates with its traceback."""
+    train = load_recipe_module(TIBETAN_RECIPE)
+
+    def broken_library_call(*args, **kwargs):
+        raise ValueError("raised inside a library")
+
+    monkeypatch.setattr(train, "prepare_generic_corpus", broken_library_call)
+    with pytest.raises(ValueError, match="raised inside a library") as error:
+        train.cli(stage_arguments("pretrain_small.yaml", corpora, tmp_path,
+                                  *TINY_MODEL))
+    assert not isinstance(error.value, UserInputError)
+    assert error.traceback[-1].name == "broken_library_call"

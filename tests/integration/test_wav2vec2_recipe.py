@@ -125,6 +125,7 @@ def test_librispeech_pruning_script_takes_the_synthetic_model(trained, micro_cor
     assert info["calibration"].endswith("train.csv")
 
 
+@pytest.mark.slow  # ~2 min on 2 cores; test_sparsewav_stage runs the tool fast
 def test_ablation_tool_prunes_the_ctc_model(trained, micro_corpus, tmp_path, capsys):
     model_type, output, _ = trained
     if model_type != "wav2vec2":

@@ -194,3 +194,25 @@ def test_combine_mismatch_names_both_files(checkpoints, capsys):
     assert a in error and b in error and "ctc_lin.w.weight" in error
     assert main(["inspect", a, "--against", b]) == 2
     assert main(["inspect", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_a_library_bug_keeps_its_traceback(checkpoints, monkeypatch, capsys):
+    """A ``ValueError`` raised inside a library call is not a user error: the
+    command does not turn it into one line, it propagates with its traceback."""
+    tmp_path, _ = checkpoints
+
+    def broken_save(*args, **kwargs):
+        raise ValueError("raised inside torch.save")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(ValueError, match="raised inside torch.save") as error:
+        run_mask(tmp_path, "--strategy", "topk", "--density", "0.25")
+    assert error.traceback[-1].name == "broken_save"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_user_error_is_one_line(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "missing.pt")]) == 2
+    error = capsys.readouterr().err
+    missing = tmp_path / "missing.pt"
+    assert error == f"sb-sparse inspect: error: mask file not found: {missing}\n"

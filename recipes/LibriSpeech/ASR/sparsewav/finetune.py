@@ -28,13 +28,13 @@ from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from librispeech_prepare import prepare_librispeech  # noqa: E402
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment  # noqa: E402
-from speechbrain_sparse.asr.data import ManifestError  # noqa: E402
+from speechbrain_sparse.distributed import run_on_main_or_raise  # noqa: E402
+from speechbrain_sparse.errors import exit_on_user_error  # noqa: E402
 
 
 def add_manifests(hparams):
@@ -48,7 +48,7 @@ def add_manifests(hparams):
               "save_folder": hparams["manifest_folder"],
               "splits": sorted({*train, valid, *tests}),
               "merge_splits": train if len(train) > 1 else None}
-    run_on_main(prepare_librispeech, kwargs=kwargs)
+    run_on_main_or_raise(prepare_librispeech, kwargs=kwargs)
     manifests = prepare_librispeech(**kwargs, skip_prep=True)
     hparams["train_csv"] = manifests["train" if len(train) > 1 else train[0]]
     hparams["valid_csv"] = manifests[valid]
@@ -71,7 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ManifestError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"finetune.py: error: {error}")
+    exit_on_user_error(main, sys.argv[1:], "finetune.py")

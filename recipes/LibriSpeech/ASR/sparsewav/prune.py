@@ -29,6 +29,7 @@ from hyperpyyaml import load_hyperpyyaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from librispeech_prepare import prepare_librispeech  # noqa: E402
 
+from speechbrain_sparse.errors import UserInputError, exit_on_user_error  # noqa: E402
 from speechbrain_sparse.pruning.calibration import load_calibration_batches  # noqa: E402
 from speechbrain_sparse.pruning.pretrained import load_huggingface  # noqa: E402
 
@@ -40,8 +41,8 @@ def calibration_manifest(hparams):
     if hparams.get("calibration_csv"):
         return Path(hparams["calibration_csv"])
     if not hparams.get("data_folder"):
-        raise ValueError("give --data_folder (the LibriSpeech folder) or "
-                         "--calibration_csv (a manifest with ID,duration,wav)")
+        raise UserInputError("give --data_folder (the LibriSpeech folder) or "
+                             "--calibration_csv (a manifest with ID,duration,wav)")
     split = hparams["calibration_split"]
     manifests = prepare_librispeech(hparams["data_folder"], hparams["manifest_folder"],
                                     splits=[split])
@@ -84,7 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ValueError, FileNotFoundError) as error:
-        sys.exit(f"prune.py: error: {error}")
+    exit_on_user_error(main, sys.argv[1:], "prune.py")

@@ -37,6 +37,7 @@ import speechbrain as sb
 from speechbrain_sparse.asr.experiment import check_prerequisites, run_asr_experiment
 from speechbrain_sparse.asr.options import load_stage_hparams
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
+from speechbrain_sparse.errors import exit_on_user_error
 
 
 def main(argv):
@@ -55,10 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from speechbrain_sparse.asr.data import ManifestError
-    from speechbrain_sparse.asr.options import ConfigError
-
-    try:
-        main(sys.argv[1:])
-    except (ManifestError, ConfigError, FileNotFoundError) as error:
-        sys.exit(f"train.py: error: {error}")
+    exit_on_user_error(main, sys.argv[1:], "train.py")

@@ -26,9 +26,9 @@ import sys
 import speechbrain as sb
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
-from speechbrain_sparse.asr.data import ManifestError
 from speechbrain_sparse.asr.options import load_stage_hparams
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
+from speechbrain_sparse.errors import exit_on_user_error
 
 
 def main(argv):
@@ -46,7 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ManifestError, FileNotFoundError, ValueError) as error:
-        sys.exit(f"train.py: error: {error}")
+    exit_on_user_error(main, sys.argv[1:], "train.py")

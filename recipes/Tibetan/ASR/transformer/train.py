@@ -31,13 +31,13 @@ A corpus that cannot be used stops the run with ``train.py: error: <file>:<line>
 import sys
 
 import speechbrain as sb
-from speechbrain.utils.distributed import run_on_main
 from xbmu_amdo31_prepare import prepare_xbmu_amdo31
 
-from speechbrain_sparse.asr.data import ManifestError
 from speechbrain_sparse.asr.experiment import check_prerequisites, run_asr_experiment
-from speechbrain_sparse.asr.options import ConfigError, load_stage_hparams
+from speechbrain_sparse.asr.options import load_stage_hparams
 from speechbrain_sparse.data.generic_layout import prepare_generic_corpus
+from speechbrain_sparse.distributed import run_on_main_or_raise
+from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 from speechbrain_sparse.metrics import normalize_tibetan
 
 SOURCE_FORMATS = ("xbmu_amdo31", "generic")
@@ -48,7 +48,7 @@ RECIPE_KEYS = ("source_dialect", "target_dialects", "source_format", "xbmu_folde
                "eval_dialects")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserInputError):
     """A corpus that cannot be prepared; the message names the file (and line)."""
 
 
@@ -105,19 +105,14 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    try:
-        run_on_main(prepare_manifests, kwargs={"hparams": hparams})
-    except ValueError as error:  # a bad corpus: the message says where
-        raise CorpusError(str(error)) from error
+    # a bad corpus stops every rank, with a message that says where
+    run_on_main_or_raise(prepare_manifests, kwargs={"hparams": hparams})
     return run_asr_experiment(hparams, run_opts)
 
 
 def cli(argv):
     """``main``, with a bad corpus or manifest reported in one line, exit status 1."""
-    try:
-        return main(argv)
-    except (CorpusError, ConfigError, ManifestError, FileNotFoundError) as error:
-        sys.exit(f"train.py: error: {error}")
+    return exit_on_user_error(main, argv, "train.py")
 
 
 if __name__ == "__main__":

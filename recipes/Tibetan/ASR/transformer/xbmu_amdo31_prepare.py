@@ -50,6 +50,7 @@ import soundfile
 
 from speechbrain_sparse.data.generic_layout import read_transcripts
 from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import (
     read_json,
     replace_folder,
@@ -123,7 +124,7 @@ def prepare_xbmu_amdo31(
 
     transcript_path = data_dir / TRANSCRIPT_FILE
     if not transcript_path.is_file():
-        raise FileNotFoundError(f"missing transcript file {transcript_path}")
+        raise MissingInputError(f"missing transcript file {transcript_path}")
     transcripts = read_transcripts(transcript_path, normalize=normalize_tibetan)
     used_ids, seen_names, skipped, counts = set(), {}, [], {}
     for split in splits:
@@ -132,7 +133,9 @@ def prepare_xbmu_amdo31(
             split_dir, transcripts, dialect, used_ids, seen_names, skipped
         )
         if not rows:
-            raise ValueError(_nothing_matched(split_dir, transcript_path, transcripts))
+            raise UserInputError(
+                _nothing_matched(split_dir, transcript_path, transcripts)
+            )
         write_csv_atomic(csv_paths[f"{dialect}_{split}"], rows, MANIFEST_FIELDS)
         counts[split] = len(rows)
     for utt_id in sorted(transcripts.keys() - used_ids):
@@ -149,7 +152,7 @@ def find_data_dir(data_folder):
     for candidate in (data_folder / "data", data_folder):
         if (candidate / "wav").is_dir() and (candidate / "transcript").is_dir():
             return candidate
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"{data_folder} is not an XBMU-AMDO31 folder: expected data/wav/ and "
         f"data/transcript/ in it"
     )
@@ -180,7 +183,7 @@ def unpack_split(wav_folder, split):
         return split_dir
     tarball = wav_folder / f"{split}.tar.gz"
     if not tarball.is_file():
-        raise FileNotFoundError(f"missing split folder {split_dir} (and no {tarball})")
+        raise MissingInputError(f"missing split folder {split_dir} (and no {tarball})")
     logger.info("Unpacking %s", tarball)
     partial = wav_folder / f".{split}.unpacking"
     shutil.rmtree(partial, ignore_errors=True)
@@ -197,7 +200,7 @@ def unpack_split(wav_folder, split):
             raise ValueError(f"{tarball}: no top-level folder {split}/ (found {found})")
         replace_folder(partial / split, split_dir)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise ValueError(f"{tarball}: cannot unpack: {error}") from None
+        raise UserInputError(f"{tarball}: cannot unpack: {error}") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return split_dir
@@ -209,9 +212,11 @@ def _safe_members(archive, tarball):
     for member in members:
         path = PurePosixPath(member.name)
         if not (member.isfile() or member.isdir()):
-            raise ValueError(f"{tarball}: refusing {member.name!r} (not a plain file)")
+            raise UserInputError(
+                f"{tarball}: refusing {member.name!r} (not a plain file)"
+            )
         if path.is_absolute() or ".." in path.parts:
-            raise ValueError(f"{tarball}: refusing {member.name!r} (unsafe path)")
+            raise UserInputError(f"{tarball}: refusing {member.name!r} (unsafe path)")
     return members
 
 
@@ -247,7 +252,9 @@ def split_rows(split_dir, transcripts, dialect, used_ids, seen_names, skipped):
             continue
         name, speaker = wav.stem, wav.parent.name
         if name in seen_names:
-            raise ValueError(f"{wav}: utterance name also used by {seen_names[name]}")
+            raise UserInputError(
+                f"{wav}: utterance name also used by {seen_names[name]}"
+            )
         seen_names[name] = wav
         known = [i for i in transcript_ids(name, speaker) if i in transcripts]
         if not known:
@@ -290,7 +297,7 @@ def _duration(wav):
     try:
         info = soundfile.info(str(wav))
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ValueError(f"{wav}: cannot read audio: {error}") from None
+        raise UserInputError(f"{wav}: cannot read audio: {error}") from None
     return round(info.frames / info.samplerate, 5)
 
 
