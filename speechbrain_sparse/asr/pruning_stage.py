@@ -89,10 +89,10 @@ class CalibrationData:
 
     Example
     -------
-    >>> CalibrationData(num_utterances=0)
+    >>> CalibrationData(num_utterances=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: num_utterances (num_calibration) must be >= 1, got 0
+    speechbrain_sparse.errors.UserInputError: num_utterances ... must be >= 1, got 0
     """
 
     def __init__(self, num_utterances=128, batch_size=8, seed=0):
@@ -124,10 +124,10 @@ def check_schedule(sparsities):
     -------
     >>> check_schedule(0.5), check_schedule([0.5, 0.7])
     ([0.5], [0.5, 0.7])
-    >>> check_schedule([0.7, 0.5])
+    >>> check_schedule([0.7, 0.5])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: prune_sparsities must not decrease: [0.7, 0.5]
+    speechbrain_sparse.errors.UserInputError: prune_sparsities must not ... [0.7, 0.5]
     """
     if isinstance(sparsities, (int, float)):
         sparsities = [sparsities]

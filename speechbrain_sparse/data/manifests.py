@@ -60,10 +60,10 @@ def split_manifests(folders, dialects, splits, pattern="{dialect}_{split}.csv"):
     PosixPath('corpus/en-us/test.csv')
     >>> split_manifests({"amdo": "source"}, ["amdo"], ["test"])
     {'amdo_test': PosixPath('source/amdo_test.csv')}
-    >>> split_manifests({"amdo": "source"}, ["kham"], ["test"])
+    >>> split_manifests({"amdo": "source"}, ["kham"], ["test"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: eval_dialects: 'kham' has no manifest folder (known: amdo)
+    speechbrain_sparse.errors.UserInputError: eval_dialects: 'kham' has no ... amdo)
     """
     manifests = {}
     for dialect in dialects:

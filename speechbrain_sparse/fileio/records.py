@@ -22,7 +22,7 @@ tensor([ True, False,  True])
 >>> load_record(path, "demo.Other", 1, parse, "other file")
 Traceback (most recent call last):
 ...
-ValueError: ...r.pt: not a demo.Other file
+speechbrain_sparse.errors.UserInputError: ...r.pt: not a demo.Other file
 """
 
 import hashlib

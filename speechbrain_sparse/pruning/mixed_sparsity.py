@@ -286,7 +286,7 @@ class MixedSparsity:
     >>> MixedSparsity(num_probes=0)
     Traceback (most recent call last):
     ...
-    ValueError: num_probes must be >= 1, got 0
+    speechbrain_sparse.errors.UserInputError: num_probes must be >= 1, got 0
     """
 
     def __init__(self, alpha=0.1, num_probes=8, distribution="rademacher",
