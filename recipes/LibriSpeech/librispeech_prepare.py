@@ -40,12 +40,8 @@ from pathlib import Path
 
 import soundfile
 
-from speechbrain_sparse.data.manifests import (
-    read_json,
-    write_csv_atomic,
-    write_json_atomic,
-)
 from speechbrain_sparse.errors import MissingInputError, UserInputError
+from speechbrain_sparse.fileio import read_json, write_csv_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from speechbrain_sparse.selection import (
     DiffSelection,
     MagnitudeSelection,
     RandomSelection,
-    check_density,
 )
+from speechbrain_sparse.topk import check_density
 
 NAME = "mask"
 HELP = "compute a diff / topk / random parameter mask from checkpoints"

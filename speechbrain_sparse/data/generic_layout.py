@@ -39,13 +39,9 @@ from pathlib import Path
 
 import soundfile
 
-from speechbrain_sparse.data.manifests import (
-    MANIFEST_FIELDS,
-    read_json,
-    write_csv_atomic,
-    write_json_atomic,
-)
+from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
 from speechbrain_sparse.errors import MissingInputError, UserInputError
+from speechbrain_sparse.fileio import read_json, write_csv_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")

@@ -1,12 +1,11 @@
 """The columns of the manifests this package writes, and where a stage finds them.
 
-The atomic writers and ``read_json`` live in :mod:`speechbrain_sparse.fileio`;
-they are importable from here too, for the prepare scripts and tools that use
-them next to :data:`MANIFEST_FIELDS`.
+The atomic writers and readers live in :mod:`speechbrain_sparse.fileio`.
 
 Example
 -------
 >>> import tempfile, pathlib
+>>> from speechbrain_sparse.fileio import write_csv_atomic
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> rows = [{"ID": "u1", "duration": 1.5, "wav": "/a/u1.wav", "spk_id": "s1",
 ...          "wrd": "HELLO", "dialect": "en-us"}]
@@ -19,21 +18,6 @@ import os
 from pathlib import Path
 
 from speechbrain_sparse.errors import UserInputError
-from speechbrain_sparse.fileio import (
-    read_json,
-    write_csv_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
-
-__all__ = [
-    "MANIFEST_FIELDS",
-    "read_json",
-    "split_manifests",
-    "write_csv_atomic",
-    "write_json_atomic",
-    "write_text_atomic",
-]
 
 MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd", "dialect")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_sparse.data.manifests import write_text_atomic
+from speechbrain_sparse.fileio import write_text_atomic
 from speechbrain_sparse.mask_plots import load_masks, write_dialect_comparison
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.reproduction.bootstrap import RESAMPLES

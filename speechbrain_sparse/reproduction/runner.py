@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from speechbrain_sparse.data.manifests import read_json, write_json_atomic
 from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
 COMMAND_FILE = "reproduce_command.json"

@@ -34,7 +34,7 @@ Example
 
 import statistics
 
-from speechbrain_sparse.data.manifests import write_csv_atomic, write_text_atomic
+from speechbrain_sparse.fileio import write_csv_atomic, write_text_atomic
 from speechbrain_sparse.reproduction.plan import seed_replicates
 
 SPLITS = ("dev", "test")

@@ -6,7 +6,8 @@ import wave
 import pytest
 
 from speechbrain_sparse.data.generic_layout import prepare_generic_corpus
-from speechbrain_sparse.data.manifests import MANIFEST_FIELDS, write_csv_atomic
+from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
+from speechbrain_sparse.fileio import write_csv_atomic
 
 SPLITS = ("train", "dev")
 

@@ -133,8 +133,8 @@ def test_cli_reuses_and_prints_the_stats_table_then_the_root(micro_corpus, capsy
 
 
 def test_folder_of_a_version_1_build_is_refused_naming_the_text_keys(tmp_path):
-    from speechbrain_sparse.data.manifests import write_json_atomic
     from speechbrain_sparse.data.synth import BUILD_OPTIONS_FILE, _claim_folder
+    from speechbrain_sparse.fileio import write_json_atomic
 
     options = make_options(sentences.load_text("closed"))
     old = {k: v for k, v in options.items() if k not in ("text_domain",

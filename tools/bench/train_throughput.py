@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from speechbrain_sparse.data.manifests import write_csv_atomic  # noqa: E402
+from speechbrain_sparse.fileio import write_csv_atomic  # noqa: E402
 
 RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "transformer"
 
