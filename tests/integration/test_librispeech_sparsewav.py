@@ -106,7 +106,7 @@ def run_prune_script(tmp_path, *overrides, before=""):
     argv = [str(RECIPE / "hparams" / "wav2vec2_base.yaml"),
             "--pretrained_dir", str(tmp_path / "model"),
             "--output_folder", str(tmp_path / "exp"), *overrides]
-    code = (f"import runpy, sys\n{before}\n"
+    code = (f"import runpy, sys\nsys.path.insert(0, {str(RECIPE)!r})\n{before}\n"
             f"sys.argv = {['prune.py', *argv]!r}\n"
             f"runpy.run_path({str(RECIPE / 'prune.py')!r}, run_name='__main__')\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """SparseWAV with post-pruning fine-tuning of a Hugging Face CTC model on LibriSpeech.
 
-Prepares the LibriSpeech manifests (``../../librispeech_prepare.py``), prunes
+Prepares the LibriSpeech manifests the YAML names (``librispeech_prepare.py``,
+a link to the dataset's ``recipes/LibriSpeech/librispeech_prepare.py``), prunes
 the ``*ForCTC`` model in ``pretrained_dir`` (a local Wav2Vec2 / HuBERT /
 WavLM directory with its ``vocab.json``, e.g. wav2vec2-base-100h) with
 layer-wise OBS to each of ``prune_sparsities`` in turn (one = one-pass,
 several = progressive, the zeros of a round kept in the next), fine-tunes on
 ``train_splits`` after each round with the pruned entries held at exactly
 zero, and tests the best checkpoint (lowest dev WER, greedy CTC decoding) on
-``test_splits``. The pruned, fine-tuned model is written to
+the sets of ``test_csvs``. The pruned, fine-tuned model is written to
 ``<output_folder>/model`` as a Hugging Face directory with ``mask.pt`` and
 ``sparse_model.pt``.
 
@@ -24,49 +25,53 @@ The pipeline is the synthetic wav2vec2 recipe's:
 """
 
 import sys
-from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
+from librispeech_prepare import prepare_librispeech
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from librispeech_prepare import prepare_librispeech  # noqa: E402
+from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
+from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.distributed import run_on_main_or_raise
+from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 
-from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment  # noqa: E402
-from speechbrain_sparse.distributed import run_on_main_or_raise  # noqa: E402
-from speechbrain_sparse.errors import exit_on_user_error  # noqa: E402
+#: The keys this script reads (the data block of the YAML).
+RECIPE_KEYS = ("data_folder", "manifest_folder", "train_splits", "valid_split")
 
 
-def add_manifests(hparams):
-    """Prepares every split once; sets ``train_csv``, ``valid_csv``, ``test_csvs``.
+def prepare_manifests(hparams):
+    """Writes (or reuses) the manifests the YAML's ``*_csv`` keys name.
 
-    Several ``train_splits`` are merged into ``train.csv``.
+    Every split of ``train_splits`` is merged into ``train.csv``; the valid
+    split and the test sets (the names of ``test_csvs``) get their own CSVs.
     """
     train, valid = list(hparams["train_splits"]), hparams["valid_split"]
-    tests = list(hparams["test_splits"])
-    kwargs = {"data_folder": hparams["data_folder"],
-              "save_folder": hparams["manifest_folder"],
-              "splits": sorted({*train, valid, *tests}),
-              "merge_splits": train if len(train) > 1 else None}
-    run_on_main_or_raise(prepare_librispeech, kwargs=kwargs)
-    manifests = prepare_librispeech(**kwargs, skip_prep=True)
-    hparams["train_csv"] = manifests["train" if len(train) > 1 else train[0]]
-    hparams["valid_csv"] = manifests[valid]
-    hparams["test_csvs"] = {split: manifests[split] for split in tests}
+    tests = list(hparams["test_csvs"])
+    manifests = run_on_main_or_raise(prepare_librispeech, kwargs={
+        "data_folder": hparams["data_folder"],
+        "save_folder": hparams["manifest_folder"],
+        "splits": sorted({*train, valid, *tests}),
+        "merge_splits": train})
+    declared = {"train_csv": "train", "valid_csv": valid,
+                **{f"test_csvs[{name}]": name for name in tests}}
+    for key, name in declared.items():
+        path = (hparams["test_csvs"][name] if key.startswith("test_csvs")
+                else hparams[key])
+        if str(path) != str(manifests[name]):
+            raise UserInputError(f"{key} is {path}, but the split {name} was "
+                                 f"prepared as {manifests[name]}")
 
 
 def main(argv):
     """Prunes, fine-tunes and tests; returns the test results."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=RECIPE_KEYS)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    add_manifests(hparams)
+    prepare_manifests(hparams)
     return run_ctc_experiment(hparams, run_opts)
 
 

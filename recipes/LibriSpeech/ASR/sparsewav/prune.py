@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SparseWAV one-shot pruning of a Hugging Face speech model on LibriSpeech.
 
-Prepares the calibration split's manifest (``../../librispeech_prepare.py``;
+Prepares the calibration split's manifest (``librispeech_prepare.py``;
 or takes any manifest given as ``calibration_csv``, e.g. the synthetic
 corpus's), draws ``num_calibration`` utterances from it, prunes the model in
 ``pretrained_dir`` (a local Wav2Vec2 / HuBERT / WavLM directory, ``*ForCTC``
@@ -25,13 +25,11 @@ from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
+from librispeech_prepare import prepare_librispeech
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from librispeech_prepare import prepare_librispeech  # noqa: E402
-
-from speechbrain_sparse.errors import UserInputError, exit_on_user_error  # noqa: E402
-from speechbrain_sparse.pruning.calibration import load_calibration_batches  # noqa: E402
-from speechbrain_sparse.pruning.pretrained import load_huggingface  # noqa: E402
+from speechbrain_sparse.errors import UserInputError, exit_on_user_error
+from speechbrain_sparse.pruning.calibration import load_calibration_batches
+from speechbrain_sparse.pruning.pretrained import load_huggingface
 
 logger = logging.getLogger(__name__)
 
