@@ -39,6 +39,7 @@ from speechbrain_sparse.asr.sparse_finetuning import (
     insert_adapters,
     select_and_attach_mask,
 )
+from speechbrain_sparse.errors import MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -82,20 +83,23 @@ def prepare_tokenizer(hparams):
 def check_prerequisites(hparams):
     """Stops before any work when a stage's input model folders are missing.
 
-    Checks ``pretrained_dir`` (stages with a ``pretrainer``) and
-    ``finetuned_dir`` (the vanilla run that ``diff`` masks compare with), so
-    that a fine-tuning stage fails in its first second, not after the corpus
-    is built.
+    Checks ``pretrained_dir`` (a model folder for stages with a ``pretrainer``,
+    a Hugging Face directory otherwise) and ``finetuned_dir`` (the vanilla run
+    that ``diff`` masks compare with), so that a stage fails in its first
+    second, not after the corpus is built.
 
     Raises
     ------
-    FileNotFoundError
-        Naming the folder and what it lacks.
+    MissingInputError
+        Naming the key, the folder and what it lacks.
     """
     if "pretrainer" in hparams:
         check_model_folder(hparams["pretrained_dir"])
+    elif hparams.get("pretrained_dir") and not Path(hparams["pretrained_dir"]).is_dir():
+        raise MissingInputError(f"pretrained_dir: {hparams['pretrained_dir']} is not "
+                                "a folder (a Hugging Face model directory)")
     if hparams.get("finetuned_dir") is not None:
-        check_model_folder(hparams["finetuned_dir"])
+        check_model_folder(hparams["finetuned_dir"], "finetuned_dir", "vanilla")
 
 
 def run_asr_experiment(hparams, run_opts):

@@ -67,22 +67,34 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     return destination
 
 
-def check_model_folder(folder):
-    """Raises FileNotFoundError naming what is missing from a model folder.
+def check_model_folder(folder, key="pretrained_dir", stage="pretrain"):
+    """Raises MissingInputError naming what is missing from a model folder.
 
     Arguments
     ---------
     folder : str or Path
         A folder written by :func:`export_model_folder`.
+    key : str
+        The YAML key that names it (in the message).
+    stage : str
+        The stage that writes it (in the message).
+
+    Example
+    -------
+    >>> try:
+    ...     check_model_folder("no/such/folder", "finetuned_dir", "vanilla")
+    ... except FileNotFoundError as error:
+    ...     print(str(error).split(": run")[0])
+    finetuned_dir: model folder no/such/folder not found
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingInputError(
-            f"pretrained model folder {folder} not found: run the pretraining "
-            "stage first (python train.py hparams/pretrain_<size>.yaml) or set "
-            "--pretrained_dir"
+            f"{key}: model folder {folder} not found: run the {stage} "
+            f"stage first (python train.py hparams/{stage}_<size>.yaml) or set "
+            f"--{key}"
         )
     for name in (*MODEL_FILES, "tokenizer.model"):
         if not (folder / name).is_file():
-            raise MissingInputError(f"pretrained model folder {folder} lacks {name}")
+            raise MissingInputError(f"{key}: model folder {folder} lacks {name}")
 

@@ -26,6 +26,7 @@ import sys
 import speechbrain as sb
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
+from speechbrain_sparse.asr.experiment import check_prerequisites
 from speechbrain_sparse.asr.options import load_stage_hparams
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
 from speechbrain_sparse.errors import exit_on_user_error
@@ -35,6 +36,7 @@ def main(argv):
     """Runs one stage; returns the test results."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=CORPUS_KEYS)
+    check_prerequisites(hparams)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
