@@ -79,3 +79,16 @@ def test_a_misspelled_key_is_an_error_naming_it(tmp_path):
     stage.write_text(text.replace("decoding: beam", "decoding: greedy"))
     with pytest.raises(ConfigError, match="decoding: must be one of"):
         load_stage_hparams(stage, None, CORPUS_KEYS)
+
+
+def test_a_missing_model_folder_stops_the_stage_before_the_corpus(tmp_path):
+    from speechbrain_sparse.errors import MissingInputError
+
+    train = load_recipe_module(SYNTHETIC_RECIPE)
+    corpus = tmp_path / "corpus"
+    with pytest.raises(MissingInputError, match="pretrained_dir: model folder"):
+        train.main([str(SYNTHETIC_RECIPE / "hparams" / "diff_tiny.yaml"),
+                    "--pretrained_dir", str(tmp_path / "missing"),
+                    "--data_folder", str(corpus),
+                    "--output_folder", str(tmp_path / "out")])
+    assert not corpus.exists()  # nothing synthesised
