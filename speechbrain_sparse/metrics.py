@@ -12,9 +12,12 @@ Every table of the recipes states which error rate it reports:
   text, the space between two words counting as one character, exactly as
   SpeechBrain's ``ErrorRateStats(split_tokens=True)`` counts them.
 
-All three normalise first (:func:`normalize_tibetan`: Unicode NFC, whitespace
-collapsed), so a transcript typed with decomposed vowel signs scores the same
-as its precomposed spelling. The edit distance is SpeechBrain's
+All three normalise references and hypotheses alike first
+(:func:`normalize_tibetan`: the NFKC folds a SentencePiece tokenizer applies,
+Unicode NFC, whitespace collapsed), so a transcript typed with decomposed
+vowel signs scores the same as its precomposed spelling, and a tsheg bstar in
+a reference is no error against the plain tsheg the tokenizer gives back. The
+edit distance is SpeechBrain's
 (:class:`speechbrain.utils.metric_stats.ErrorRateStats`); this module only
 decides what a token is.
 
@@ -73,8 +76,22 @@ _SYLLABLE_SPLIT = re.compile(
 )
 
 
+#: Tibetan characters whose NFKC form is not their NFC form: U+0F0C TSHEG
+#: BSTAR (-> U+0F0B) and the vowel signs U+0F77, U+0F79 (-> subjoined RA / LA
+#: + U+0F71 U+0F80). SentencePiece's default normalisation (``nmt_nfkc``)
+#: writes the NFKC form into every hypothesis, so references are folded the
+#: same way, or a perfect recogniser would score errors on every such word.
+NFKC_FOLDS = {
+    character: folded
+    for character in map(chr, range(0x0F00, 0x1000))
+    if (folded := unicodedata.normalize("NFKC", character))
+    != unicodedata.normalize("NFC", character)
+}
+_FOLD_TABLE = str.maketrans(NFKC_FOLDS)
+
+
 def normalize_tibetan(text):
-    """Unicode NFC, runs of whitespace collapsed to one space, ends stripped.
+    """NFKC folds of Tibetan, NFC, runs of whitespace collapsed, ends stripped.
 
     NFC matters for Tibetan: the same syllable can be typed with the vowel
     signs in either order or with a precomposed letter (U+0F43 GHA is
@@ -90,13 +107,19 @@ def normalize_tibetan(text):
     str
         The normalised transcript.
 
+    The characters of :data:`NFKC_FOLDS` are folded first, so a reference
+    compares equal to what a SentencePiece tokenizer gives back.
+
     Example
     -------
     >>> normalized = normalize_tibetan("  \\u0f43\\u0f72\\u0f71   ཤིས ")
     >>> normalized == "\\u0f42\\u0fb7\\u0f71\\u0f72 ཤིས"
     True
+    >>> normalize_tibetan("\\u0f40\\u0f0c") == "\\u0f40\\u0f0b"
+    True
     """
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    folded = unicodedata.normalize("NFC", text.translate(_FOLD_TABLE))
+    return " ".join(folded.split())
 
 
 def tibetan_syllables(text):

@@ -101,6 +101,8 @@ eval_dialects: {eval_dialects}
 eval_splits: {eval_splits}
 max_duration: 20.0
 syllable_error_rate: True                # SER next to WER and CER
+# references and hypotheses alike, before WER / CER (NFKC folds, NFC, spaces)
+normalize_text: !name:speechbrain_sparse.metrics.normalize_tibetan
 
 # ---- manifests (written by train.py: the source's and the targets' apart) ----
 source_manifests: !ref <manifest_folder>/source_<source_format>

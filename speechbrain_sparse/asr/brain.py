@@ -191,8 +191,10 @@ class TransformerASRBrain(ASRBrain):
         if stage != sb.Stage.TRAIN:
             self.acc_metric.append(p_seq, tokens_eos, tokens_eos_lens)
             if hyps is not None:
-                predicted = [self.tokenizer.decode_ids(h).split() for h in hyps]
-                targets = [words.split() for words in batch.wrd]
+                normalize = self.hparams.normalize_text or str
+                predicted = [normalize(self.tokenizer.decode_ids(h)).split()
+                             for h in hyps]
+                targets = [normalize(words).split() for words in batch.wrd]
                 self.wer_metric.append(batch.id, predicted, targets)
                 self.cer_metric.append(batch.id, predicted, targets)
                 if self.ser_metric is not None:

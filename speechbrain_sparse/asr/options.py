@@ -81,6 +81,8 @@ OPTIONAL = {
     "decoding": ("beam", _one_of("beam", "ctc_greedy")),
     "valid_search_every": (1, _number(minimum=0, integer=True)),  # 0: never
     "syllable_error_rate": (False, _boolean),
+    # applied to references and hypotheses alike before WER / CER (a function)
+    "normalize_text": (None, _anything),
     "keep_checkpoints": (2, _number(minimum=1, integer=True)),
     "sorting": ("ascending", _one_of(*SORTINGS)),
     "max_duration": (None, _number(minimum=0, optional=True)),

@@ -146,3 +146,39 @@ def test_any_delimiters_between_syllables_give_the_same_syllables(
         separator = data.draw(st.sampled_from(separator_pool))
         text += piece + separator * data.draw(st.integers(1, 2))
     assert tibetan_syllables(text) == [normalize_tibetan(piece) for piece in pieces]
+
+
+def test_a_perfect_recogniser_scores_zero_on_nfkc_sensitive_tibetan(tmp_path):
+    """Hypotheses come back through SentencePiece (NFKC); references are NFC."""
+    import unicodedata
+
+    import sentencepiece
+
+    from speechbrain_sparse.metrics import error_rate, normalize_tibetan
+
+    references = [
+        "ཀ༌ཁ་ག། ང་ཅ",                  # U+0F0C tsheg bstar
+        "རཱྀ་ལཱྀ་ ཀ་ཁ",                 # decomposed vocalic rr / ll
+        "\u0f62\u0f77་\u0f63\u0f79་ བོད",  # U+0F77, U+0F79
+    ]
+    references = [unicodedata.normalize("NFC", text) for text in references]
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(references * 20) + "\n", encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "spm"), vocab_size=20,
+        model_type="unigram", character_coverage=1.0)
+    tokenizer = sentencepiece.SentencePieceProcessor(
+        model_file=str(tmp_path / "spm.model"))
+    perfect = [tokenizer.decode_ids(tokenizer.encode_as_ids(text))
+               for text in references]
+    assert perfect != references  # the tokenizer folds what NFKC folds
+
+    for unit in ("word", "character", "syllable"):
+        assert error_rate(perfect, references, unit=unit) == 0.0, unit
+    # what the Brain scores: both sides through the recipe's normalize_text
+    assert [normalize_tibetan(h).split() for h in perfect] == [
+        normalize_tibetan(r).split() for r in references]
+    # without the folds the same recogniser would score errors on the two
+    # references with U+0F0C / U+0F77 / U+0F79 (the second is already folded)
+    raw = [h.split() != r.split() for h, r in zip(perfect, references)]
+    assert raw == [True, False, True]
