@@ -174,13 +174,15 @@ def prepare_mls(data_folder, save_folder, language, splits=SPLITS, subset="full"
             keep = subset_ids(split_folder, subset, ten_min_fold, utterances)
         if split == "train" and max_hours is not None:
             keep = draw_hours(utterances, keep, max_hours, seed)
-        rows = manifest_rows(split_folder, utterances, keep, language, genders,
-                             audio_format, skip_missing, check_audio)
+        ids = audio_checked(split_folder, utterances, keep, audio_format,
+                            skip_missing, check_audio)
+        rows = ManifestRows(split_folder, utterances, ids, language, genders,
+                            audio_format)
         if verify_audio:
             verify_durations(rows, verify_audio, seed)
         write_csv_atomic(paths[split], rows, FIELDS)
-        logger.info("%s: %d utterances, %.2f hours", paths[split], len(rows),
-                    sum(row["duration"] for row in rows) / 3600)
+        logger.info("%s: %d utterances, %.2f hours", paths[split], len(ids),
+                    sum(utterances[utt_id][1] for utt_id in ids) / 3600)
     write_json_atomic(options_path, options)
     return paths
 
@@ -233,8 +235,11 @@ def find_corpus(data_folder, language, audio_format=None):
     if audio_format not in (None, *AUDIO_FORMATS):
         raise UserInputError(f"audio_format {audio_format!r}: choose flac or opus")
     data_folder = Path(data_folder).resolve()
+    found = {fmt: data_folder / f"mls_{language}{'_opus' * (fmt == 'opus')}"
+             for fmt in AUDIO_FORMATS}
+    found = {fmt: folder for fmt, folder in found.items() if folder.is_dir()}
     named = FOLDER_PATTERN.fullmatch(data_folder.name)
-    if named and not data_folder.name.startswith("mls_lm_"):
+    if not found and named and not data_folder.name.startswith("mls_lm_"):
         if named.group(1) not in LANGUAGES:
             raise UserInputError(f"{data_folder}: unknown MLS folder mls_"
                                  f"{named.group(1)}; known languages: "
@@ -243,10 +248,6 @@ def find_corpus(data_folder, language, audio_format=None):
             raise UserInputError(f"{data_folder} is the MLS {named.group(1)} folder, "
                                  f"not {language}")
         found = {"opus" if named.group(2) else "flac": data_folder}
-    else:
-        found = {fmt: data_folder / f"mls_{language}{'_opus' * (fmt == 'opus')}"
-                 for fmt in AUDIO_FORMATS}
-        found = {fmt: folder for fmt, folder in found.items() if folder.is_dir()}
     if not found:
         present = sorted(p.name for p in data_folder.glob("mls_*") if p.is_dir())
         raise MissingInputError(f"{data_folder}: no mls_{language} or "
@@ -443,48 +444,130 @@ def draw_hours(utterances, keep, max_hours, seed):
     return chosen
 
 
-def manifest_rows(split_folder, utterances, keep, language, genders, audio_format,
-                  skip_missing=False, check_audio=True):
-    """The manifest rows of a split (a list of dicts keyed by :data:`FIELDS`)."""
-    audio_root = os.path.join(split_folder, "audio")
+def audio_checked(split_folder, utterances, keep, audio_format, skip_missing=False,
+                  check_audio=True):
+    """The ids of ``utterances`` (those in ``keep`` if given) whose audio exists.
+
+    Arguments
+    ---------
+    split_folder : Path
+        ``mls_<language>/<split>``.
+    utterances : dict
+        Id -> ``(text, duration)`` (:func:`read_split`), in order.
+    keep : set, optional
+        The ids to keep (a subset); all when None.
+    audio_format : str
+        ``flac`` or ``opus``.
+    skip_missing : bool
+        Leave out (and count in one log line) ids without audio instead of failing.
+    check_audio : bool
+        When False, no file is looked at.
+
+    Returns
+    -------
+    list of str
+        The ids, in the order of ``utterances``.
+    """
     other = AUDIO_FORMATS[audio_format == "flac"]
-    rows, missing, no_gender = [], [], set()
-    for utt_id, (text, duration) in utterances.items():
+    ids, missing = [], []
+    for utt_id in utterances:
         if keep is not None and utt_id not in keep:
             continue
-        speaker, book, _ = utt_id.split("_")
-        stem = os.path.join(audio_root, speaker, book, utt_id)
-        wav = f"{stem}.{audio_format}"
-        if check_audio and not os.path.exists(wav):
-            if os.path.exists(f"{stem}.{other}"):
-                raise UserInputError(f"{wav} not found but {stem}.{other} is: "
-                                     f"choose audio_format {other}")
-            if not skip_missing:
-                raise MissingInputError(f"audio file not found: {wav} (id {utt_id} "
-                                        f"of {split_folder}/transcripts.txt)")
-            missing.append(wav)
-            continue
-        if check_audio and not rows and os.path.exists(f"{stem}.{other}"):
-            raise UserInputError(f"both {wav} and {stem}.{other} are there: choose "
-                                 "one with audio_format flac or opus")
-        gender = genders.get(speaker, "")
-        if not gender:
-            no_gender.add(speaker)
-        rows.append({"ID": utt_id, "duration": duration, "wav": wav,
-                     "spk_id": speaker, "wrd": text, "language": language,
-                     "book_id": book, "gender": gender})
+        if check_audio:
+            wav = audio_path(split_folder, utt_id, audio_format)
+            second = audio_path(split_folder, utt_id, other)
+            if not os.path.exists(wav):
+                if os.path.exists(second):
+                    raise UserInputError(f"{wav} not found but {second} is: choose "
+                                         f"audio_format {other}")
+                if not skip_missing:
+                    raise MissingInputError(f"audio file not found: {wav} (id "
+                                            f"{utt_id} of {split_folder}"
+                                            "/transcripts.txt)")
+                missing.append(wav)
+                continue
+            if not ids and os.path.exists(second):
+                raise UserInputError(f"both {wav} and {second} are there: choose "
+                                     "one with audio_format flac or opus")
+        ids.append(utt_id)
     if missing:
         logger.warning("%s: %d utterances left out, their audio is missing (e.g. %s)",
                        split_folder, len(missing), missing[0])
-    if no_gender:
-        logger.warning("%s: %d speakers not in metainfo.txt (gender left empty), "
-                       "e.g. %s", split_folder, len(no_gender), min(no_gender))
-    return rows
+    return ids
+
+
+def audio_path(split_folder, utt_id, audio_format):
+    """``<split_folder>/audio/<spk>/<book>/<id>.<format>`` as a string.
+
+    Example
+    -------
+    >>> audio_path("/d/mls_french/dev", "1_2_000003", "opus")
+    '/d/mls_french/dev/audio/1/2/1_2_000003.opus'
+    """
+    speaker, book, _ = utt_id.split("_")
+    return os.path.join(split_folder, "audio", speaker, book,
+                        f"{utt_id}.{audio_format}")
+
+
+class ManifestRows:
+    """The manifest rows of a split, each made when it is read (a sequence of dicts).
+
+    A 10 M-utterance split then holds its ids and texts once, not 10 M dicts.
+
+    Arguments
+    ---------
+    split_folder : Path
+        ``mls_<language>/<split>``.
+    utterances : dict
+        Id -> ``(text, duration)`` (:func:`read_split`).
+    ids : list of str
+        The ids of the rows, in order.
+    language : str
+        The ``language`` column.
+    genders : dict
+        Speaker -> gender (:func:`read_metainfo`); a speaker it lacks gets an
+        empty ``gender`` and is counted in one log line.
+    audio_format : str
+        ``flac`` or ``opus``.
+
+    Example
+    -------
+    >>> rows = ManifestRows("/d/dev", {"1_2_3": ("salut", 1.5)}, ["1_2_3"],
+    ...                     "french", {"1": "F"}, "flac")
+    >>> len(rows), rows[0]["wav"], rows[0]["gender"]
+    (1, '/d/dev/audio/1/2/1_2_3.flac', 'F')
+    """
+
+    def __init__(self, split_folder, utterances, ids, language, genders,
+                 audio_format):
+        self.split_folder, self.utterances, self.ids = split_folder, utterances, ids
+        self.language, self.genders = language, genders
+        self.audio_format = audio_format
+        unknown = {utt_id.split("_")[0] for utt_id in ids} - genders.keys()
+        if unknown:
+            logger.warning("%s: %d speakers not in metainfo.txt (gender left "
+                           "empty), e.g. %s", split_folder, len(unknown), min(unknown))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __iter__(self):
+        return (self[index] for index in range(len(self.ids)))
+
+    def __getitem__(self, index):
+        utt_id = self.ids[index]
+        speaker, book, _ = utt_id.split("_")
+        text, duration = self.utterances[utt_id]
+        return {"ID": utt_id, "duration": duration,
+                "wav": audio_path(self.split_folder, utt_id, self.audio_format),
+                "spk_id": speaker, "wrd": text, "language": self.language,
+                "book_id": book, "gender": self.genders.get(speaker, "")}
 
 
 def verify_durations(rows, count, seed):
     """Reads the headers of ``count`` rows drawn with ``seed``; checks durations."""
-    for row in random.Random(seed).sample(rows, min(count, len(rows))):
+    for index in random.Random(seed).sample(range(len(rows)), min(count, len(rows))):
+        row = rows[index]
         try:
             info = soundfile.info(row["wav"])
         except (RuntimeError, soundfile.LibsndfileError) as error:
