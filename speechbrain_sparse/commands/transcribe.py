@@ -1,4 +1,4 @@
-"""``sb-sparse transcribe``: decode audio with a model folder, score it if references exist.
+"""``sb-sparse transcribe``: decode audio with a model folder, score it on references.
 
 Works on a model folder of the Transformer recipes (through SpeechBrain's
 ``EncoderDecoderASR`` and the folder's ``hyperparams.yaml``, see
@@ -151,16 +151,18 @@ def apply_delta_hook(model, delta_path):
     The hook for ``--delta``: :func:`speechbrain_sparse.delta.apply_delta`
     (imported here, so that ``transcribe`` works without that module).
     """
-    if not Path(delta_path).is_file():
-        raise MissingInputError(f"--delta: {delta_path}: delta file not found")
     from speechbrain_sparse.delta import apply_delta
 
     apply_delta(model, delta_path)
 
 
-def _check_output(out):
-    if out is not None and not Path(out).resolve().parent.is_dir():
-        raise MissingInputError(f"--out: folder {Path(out).parent} does not exist")
+def _check_paths(args):
+    """Fails before any work on a missing ``--out`` folder or ``--delta`` file."""
+    if args.out is not None and not Path(args.out).resolve().parent.is_dir():
+        raise MissingInputError(f"--out: folder {Path(args.out).parent} does not "
+                                "exist")
+    if args.delta is not None and not Path(args.delta).is_file():
+        raise MissingInputError(f"--delta: {args.delta}: delta file not found")
 
 
 def run(args):
@@ -170,7 +172,7 @@ def run(args):
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size: must be at least 1, not {args.batch_size}")
-    _check_output(args.out)
+    _check_paths(args)
     utterances = utterances_to_transcribe(args)
     infos = check_audio(utterances, args.manifest)
     transcriber = load_transcriber(args.model, args.decoding, args.device)

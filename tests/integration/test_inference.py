@@ -13,7 +13,10 @@ import shutil
 import pytest
 
 from speechbrain_sparse.cli import main as sb_sparse
-from tests.integration.test_synthetic_recipe import run_stage
+from tests.integration.test_synthetic_recipe import (
+    assert_loads_with_encoder_decoder_asr,
+    run_stage,
+)
 
 TEST_SET = "en-us_test"
 
@@ -53,6 +56,7 @@ def test_encoder_decoder_asr_decodes_as_the_recipe(trained, micro_corpus, tmp_pa
     assert set(expected) == {row["ID"] for row in rows}
     copy = tmp_path / "copied_model"  # self-contained: no path outside the folder
     shutil.copytree(trained / "model", copy)
+    assert_loads_with_encoder_decoder_asr(copy, tmp_path / "sb")
     asr = EncoderDecoderASR.from_hparams(source=str(copy), savedir=tmp_path / "sb")
     for row in rows[:4]:
         hypothesis = asr.transcribe_file(row["wav"])
