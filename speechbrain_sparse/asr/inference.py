@@ -22,6 +22,10 @@ the folder, so a copied folder loads the same. The Pretrainer reads
 as ``tokenizer.ckpt``. The adapter stage's folders also insert their Houlsby
 adapters (``speechbrain_sparse.adapters``) before the weights are loaded.
 
+:func:`load_transcriber` wraps such a folder, or a Hugging Face CTC folder of
+the wav2vec2 recipe, as a :class:`Transcriber` (padded waveforms -> texts),
+what ``sb-sparse transcribe`` decodes with.
+
 Example
 -------
 >>> text = inference_hparams({"d_model": 32, "nhead": 2, "causal": False})

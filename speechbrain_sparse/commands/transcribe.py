@@ -10,7 +10,10 @@ Works on a model folder of the Transformer recipes (through SpeechBrain's
 
 Audio files are decoded in batches (longest first, padded; resampled to 16 kHz
 mono as SpeechBrain's inference classes do) with a progress bar on a terminal.
-Each hypothesis is written as ``ID<TAB>text`` in input order (an audio file's
+``--batch-size 1`` reproduces the recipe's test hypotheses exactly (its
+features are computed per utterance); larger batches pad the waveforms, which
+can change the features of an utterance's last frames. Each hypothesis is
+written as ``ID<TAB>text`` in input order (an audio file's
 ID is its name without extension), to stdout or atomically to ``--out``. A
 manifest (``ID,wav`` and optionally ``wrd``, the reference) with references
 also gets WER and CER (and the Tibetan syllable error rate with
