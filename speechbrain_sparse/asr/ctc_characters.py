@@ -97,5 +97,11 @@ class CharacterCTCTokenizer:
         return self.tokenizer.decode(list(ids), group_tokens=False).strip()
 
     def save(self, directory):
-        """Writes ``vocab.json`` and ``tokenizer_config.json`` into ``directory``."""
+        """Writes ``vocab.json`` and ``tokenizer_config.json`` into ``directory``.
+
+        With the model's ``config.json`` and ``preprocessor_config.json`` this
+        is what ``transformers.pipeline("automatic-speech-recognition",
+        model=directory)`` reads (``AutoTokenizer`` finds the class in
+        ``tokenizer_config.json``).
+        """
         self.tokenizer.save_pretrained(str(directory))

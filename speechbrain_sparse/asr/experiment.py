@@ -177,5 +177,6 @@ def run_asr_experiment(hparams, run_opts):
                     "epochs": brain.hparams.epoch_counter.current,
                     "results": results,
                 },
+                hparams=hparams,
             )
     return results

@@ -26,6 +26,30 @@ from speechbrain_sparse.asr.brain import ASRBrain, write_utterance_errors
 from speechbrain_sparse.training import MaskedTrainingMixin
 
 
+def ctc_log_probs(family, model, batch):
+    """Raw audio -> CTC log-probabilities and the relative lengths of the real frames.
+
+    Arguments
+    ---------
+    family : HuggingFaceSSLFamily
+        How audio goes into ``model`` (normalisation, padding mask).
+    model : transformers.PreTrainedModel
+        A ``*ForCTC`` model.
+    batch : object
+        With ``sig``: ``(waveforms [batch, samples], relative lengths)``.
+
+    Returns
+    -------
+    tuple
+        ``(log_probs [batch, frames, vocab], frame_lens [batch])``: what
+        ``speechbrain.decoders.ctc_greedy_decode`` takes.
+    """
+    log_probs = torch.log_softmax(family.forward(model, batch).logits, dim=-1)
+    real_frames = family.frame_mask(model, batch, log_probs.shape[1])
+    frame_lens = real_frames.sum(1).float() / log_probs.shape[1]
+    return log_probs, frame_lens
+
+
 class HuggingFaceCTCBrain(ASRBrain):
     """Trains and evaluates a wav2vec2-family CTC model on characters."""
 
@@ -34,12 +58,7 @@ class HuggingFaceCTCBrain(ASRBrain):
     def compute_forward(self, batch, stage):
         """Raw audio -> log-probabilities and the relative lengths of the frames."""
         batch = batch.to(self.device)
-        model = self.modules.model
-        family = self.hparams.family
-        log_probs = torch.log_softmax(family.forward(model, batch).logits, dim=-1)
-        real_frames = family.frame_mask(model, batch, log_probs.shape[1])
-        frame_lens = real_frames.sum(1).float() / log_probs.shape[1]
-        return log_probs, frame_lens
+        return ctc_log_probs(self.hparams.family, self.modules.model, batch)
 
     def compute_objectives(self, predictions, batch, stage):
         """CTC loss; best-path hypotheses scored on validation and test."""

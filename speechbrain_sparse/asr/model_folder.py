@@ -9,21 +9,29 @@ half-written: :func:`speechbrain_sparse.fileio.atomic_folder`)::
         normalizer.ckpt   the feature normaliser's statistics
         tokenizer.model   the SentencePiece model
         model_info.json   what was trained, on what, for how long
+        hyperparams.yaml  the architecture with every size key, for SpeechBrain's
+                          ``EncoderDecoderASR`` (see :mod:`.inference`)
+        tokenizer.ckpt    the SentencePiece model again, under the name that
+                          ``EncoderDecoderASR``'s Pretrainer reads
 
-Fine-tuning YAMLs load it with SpeechBrain's ``Pretrainer`` (``pretrained_dir``).
+Fine-tuning YAMLs load it with SpeechBrain's ``Pretrainer`` (``pretrained_dir``);
+``EncoderDecoderASR.from_hparams(source=folder)`` and ``sb-sparse transcribe``
+decode with it.
 """
 
 import json
 import shutil
 from pathlib import Path
 
+from speechbrain_sparse.asr.inference import write_inference_files
 from speechbrain_sparse.errors import MissingInputError
 from speechbrain_sparse.fileio import atomic_folder
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
 
-def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
+def export_model_folder(checkpoint, tokenizer_file, destination, info=None,
+                        hparams=None):
     """Copies a checkpoint's model files and the tokenizer into ``destination``.
 
     Arguments
@@ -36,6 +44,10 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
         The folder to create or replace.
     info : dict, optional
         Written to ``model_info.json``.
+    hparams : dict, optional
+        The stage's hyperparameters: when given, ``hyperparams.yaml`` (with
+        every architecture key the stage trained with) and ``tokenizer.ckpt``
+        are written too (:func:`.inference.write_inference_files`).
 
     Returns
     -------
@@ -54,6 +66,10 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     >>> out = export_model_folder(ckpt, work / "tok.model", work / "model")
     >>> sorted(p.name for p in out.iterdir())
     ['model.ckpt', 'model_info.json', 'normalizer.ckpt', 'tokenizer.model']
+    >>> out = export_model_folder(ckpt, work / "tok.model", work / "model",
+    ...                           hparams={"nhead": 2})
+    >>> (out / "hyperparams.yaml").is_file(), (out / "tokenizer.ckpt").is_file()
+    (True, True)
     """
     destination = Path(destination)
     with atomic_folder(destination) as staging:
@@ -64,6 +80,8 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
             shutil.copyfile(checkpoint.paramfiles[key], staging / name)
         shutil.copyfile(tokenizer_file, staging / "tokenizer.model")
         (staging / "model_info.json").write_text(json.dumps(info or {}, indent=2))
+        if hparams is not None:
+            write_inference_files(staging, hparams, tokenizer_file)
     return destination
 
 

@@ -11,10 +11,12 @@ Two kinds of folders are understood:
   (:mod:`speechbrain_sparse.asr.model_folder`: ``model.ckpt``,
   ``normalizer.ckpt``, ``tokenizer.model``). Its architecture is rebuilt from
   the recipes' ``transformer_asr.yaml`` (package data in
-  ``speechbrain_sparse/hparams/``)
-  with sizes read from the checkpoint's shapes; the number of heads, which no
-  shape shows, comes from ``nhead`` or the ``hyperparams.yaml`` SpeechBrain
-  saved next to the folder.
+  ``speechbrain_sparse/hparams/``) with the keys recorded in the folder's own
+  ``hyperparams.yaml`` (:mod:`speechbrain_sparse.asr.inference`) and the sizes
+  read from the checkpoint's shapes; the number of heads, which no shape shows,
+  comes from ``nhead``, else that record, else (folders exported before it
+  existed) ``model_info.json`` or the ``hyperparams.yaml`` SpeechBrain saved
+  next to the folder.
 
 :func:`load_pretrained` returns a :class:`PretrainedModel` whose ``save``
 writes the pruned model in the same form (plus ``mask.pt``), so the result
@@ -34,6 +36,7 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
 from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import atomic_folder
@@ -43,6 +46,12 @@ from speechbrain_sparse.pruning.model_families import (
 )
 
 DEFAULT_ARCH = Path(__file__).parents[1] / "hparams" / "transformer_asr.yaml"
+# A top-level ``key: plain value  # comment`` line of a YAML file (no tag, no block).
+SCALAR_LINE = re.compile(
+    r"^(?P<key>[A-Za-z_]\w*):[ \t]+(?P<value>[^!\s#&*][^#\n]*?)[ \t]*"
+    r"(?P<comment>#.*)?$",
+    re.MULTILINE,
+)
 HF_WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin",
                    "model.safetensors.index.json", "pytorch_model.bin.index.json",
                    "generation_config.json")
@@ -233,8 +242,11 @@ def load_speechbrain_folder(folder, device="cpu", nhead=None, arch_file=None):
             f"{arch_file}: architecture YAML not found (pass --arch)"
         )
     state = torch.load(folder / "model.ckpt", map_location="cpu", weights_only=True)
-    sizes = transformer_sizes(state, folder / "model.ckpt")
-    sizes["nhead"] = int(nhead) if nhead else _read_nhead(folder)
+    record = folder_record(folder)
+    arch_keys = recorded_keys(arch_file.read_text(encoding="utf-8"))
+    sizes = {key: value for key, value in record.items() if key in arch_keys}
+    sizes.update(transformer_sizes(state, folder / "model.ckpt"))
+    sizes["nhead"] = int(nhead) if nhead else _read_nhead(folder, record)
     with open(arch_file, encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle, sizes)
     try:
@@ -304,7 +316,50 @@ def _count_layers(state, prefix):
     return max(indices) + 1 if indices else 0
 
 
-def _read_nhead(folder):
+def recorded_keys(text):
+    """The top-level plain ``key: value`` entries of a YAML text, values parsed.
+
+    What a model folder's ``hyperparams.yaml`` records (sizes, beam settings,
+    token indices) read without building its objects.
+
+    Arguments
+    ---------
+    text : str
+        A YAML file's text (tags such as ``!new:`` are skipped, not parsed).
+
+    Returns
+    -------
+    dict
+        Key -> value (int, float, bool, str or None).
+
+    Example
+    -------
+    >>> recorded_keys("d_model: 32   # width\\nCNN: !new:torch.nn.Identity\\n")
+    {'d_model': 32}
+    """
+    return {
+        match["key"]: yaml.safe_load(match["value"])
+        for match in SCALAR_LINE.finditer(text)
+    }
+
+
+def folder_record(folder):
+    """:func:`recorded_keys` of ``<folder>/hyperparams.yaml`` (``{}`` without one).
+
+    Example
+    -------
+    >>> folder_record("no/such/folder")
+    {}
+    """
+    path = Path(folder) / "hyperparams.yaml"
+    if not path.is_file():
+        return {}
+    return recorded_keys(path.read_text(encoding="utf-8"))
+
+
+def _read_nhead(folder, record):
+    if record.get("nhead"):
+        return int(record["nhead"])
     info = folder / "model_info.json"
     if info.is_file():
         value = json.loads(info.read_text()).get("nhead")

@@ -167,3 +167,18 @@ def test_adapter_fine_tuning_keeps_the_backbone(pretrained, micro_corpus, tmp_pa
     assert backbone.keys() == before.keys()
     for name, tensor in before.items():
         assert torch.equal(backbone[name], tensor), name
+    assert_loads_with_encoder_decoder_asr(tmp_path / "model", tmp_path / "sb")
+
+
+def assert_loads_with_encoder_decoder_asr(folder, savedir):
+    """``EncoderDecoderASR`` builds the folder's model and loads every tensor.
+
+    SpeechBrain's Pretrainer loads non-strictly, so the weights are compared.
+    """
+    from speechbrain.inference.ASR import EncoderDecoderASR
+
+    asr = EncoderDecoderASR.from_hparams(source=str(folder), savedir=savedir)
+    saved = torch.load(folder / "model.ckpt")
+    loaded = asr.hparams.model.state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[name], saved[name]) for name in saved)
