@@ -466,9 +466,9 @@ def _model(dataset, size, pretrain):
         else "",
         cnn_dropout_note="                         # and the tiny model underfits (README)"
         if tiny else "",
-        normalize_until=3 if pretrain else 0,
+        normalize_until=3 if pretrain else -1,
         normalize_note="           # then frozen" if pretrain
-        else "           # keep the pretrained feature statistics",
+        else "          # never: keep the pretrained statistics (0 would mean always)",
         **{key: spec[key] for key in ("d_model", "nhead", "num_encoder_layers",
                                       "num_decoder_layers", "d_ffn", "dropout",
                                       "test_beam_size")},

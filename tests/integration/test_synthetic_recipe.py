@@ -140,6 +140,15 @@ def test_diff_fine_tuning_trains_only_the_mask(
         assert torch.equal(after[name][~trainable], before[name][~trainable]), name
         changed += int((after[name][trainable] != before[name][trainable]).sum())
     assert changed > 0
+    # the feature normaliser keeps the pretrained statistics, bit for bit
+    normalizer_before = torch.load(pretrain_folder / "model" / "normalizer.ckpt")
+    normalizer_after = torch.load(tmp_path / "model" / "normalizer.ckpt")
+    assert normalizer_before.keys() == normalizer_after.keys()
+    for key, value in normalizer_before.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, normalizer_after[key]), key
+        else:
+            assert value == normalizer_after[key], key
 
 
 def test_adapter_fine_tuning_keeps_the_backbone(pretrained, micro_corpus, tmp_path):
