@@ -139,7 +139,7 @@ def run_apply(args):
 def run_inspect(args):
     """Prints what a delta holds (no base needed)."""
     info = describe_delta(args.delta)
-    print(f"{args.delta}: {_summary_line(info, 'its tensors', info['dense_bytes'])}")
+    print(f"{args.delta}: {_summary_line(info, 'tensors', info['dense_bytes'])}")
     return 0
 
 
