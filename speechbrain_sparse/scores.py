@@ -70,7 +70,8 @@ def load_state_dict(path, checkpoint_name="model.ckpt"):
     Returns
     -------
     dict
-        Name -> tensor, on CPU.
+        Name -> tensor, on CPU, as loaded (a saved ``state_dict()`` keeps its
+        order and ``_metadata``).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -90,7 +91,7 @@ def load_state_dict(path, checkpoint_name="model.ckpt"):
         isinstance(t, torch.Tensor) for t in state.values()
     ):
         raise UserInputError(f"{path}: not a state dict (name -> tensor)")
-    return dict(state)
+    return state
 
 
 def parameter_entries(state, coverage=None):

@@ -21,6 +21,8 @@ from speechbrain_sparse.fileio.reading import (
 )
 from speechbrain_sparse.fileio.records import (
     check_sha256,
+    dtype_from_name,
+    dtype_name,
     load_record,
     pack_bits,
     save_record,
@@ -43,6 +45,8 @@ __all__ = [
     "atomic_write",
     "check_audio_file",
     "check_sha256",
+    "dtype_from_name",
+    "dtype_name",
     "load_record",
     "pack_bits",
     "read_audio_checked",

@@ -154,6 +154,40 @@ def sha256_of(tensors):
     return hasher.hexdigest()
 
 
+def dtype_name(dtype):
+    """Returns how a record names ``dtype`` (``torch.bfloat16`` -> ``"bfloat16"``).
+
+    Example
+    -------
+    >>> dtype_name(torch.bfloat16)
+    'bfloat16'
+    """
+    return str(dtype).replace("torch.", "")
+
+
+def dtype_from_name(name):
+    """Returns the ``torch.dtype`` a record names (inverse of :func:`dtype_name`).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a torch dtype (a corrupted record).
+
+    Example
+    -------
+    >>> dtype_from_name("float16")
+    torch.float16
+    >>> dtype_from_name("nn")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'nn' is not a torch dtype
+    """
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{name!r} is not a torch dtype")
+    return dtype
+
+
 def check_sha256(tensors, expected):
     """Raises ``ValueError("payload checksum mismatch")`` unless they hash to it."""
     if sha256_of(tensors) != expected:
