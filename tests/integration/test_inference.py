@@ -116,8 +116,6 @@ def test_transcribe_ctc_greedy_batched(trained, micro_corpus, capsys):
         row["ID"] for row in manifest_rows(micro_corpus)]
 
 
-@pytest.mark.skip(reason="needs speechbrain_sparse.delta and `sb-sparse delta` "
-                         "(issue 15, item 3): unskip when merged")
 def test_transcribe_with_a_delta(trained, micro_corpus, tmp_path, capsys):
     """Base + delta decodes as the fine-tuned folder it was made from."""
     import torch
