@@ -130,8 +130,7 @@ class Alphabet:
     caseless: str = ""
 
     def decode(self, data):
-        """Decodes a text file's bytes; UTF-8 text is NFC-normalised, typography plain.
-        """
+        """Decodes a file's bytes (UTF-8: NFC, typographic apostrophes plain)."""
         text = data.decode(self.encoding, errors="replace")
         if self.encoding == "latin-1":
             return text

@@ -34,6 +34,14 @@ keeps about a third of the dev and test pools. ``open`` reads every fortune sent
 shuffled order, as generator version 1 did. The SHA-256 of the sentence list is one
 of the options.
 
+Multilingual corpus (:func:`build_multilingual_corpus`, presets :data:`ML_PRESETS`):
+the same layout with ``<language>`` folders (``fr``, ``nl``, ...), each spoken by its
+own eSpeak NG voice's speakers (``fr-fr_s000``, variants as above) and read from its
+own closed-vocabulary pool (:mod:`speechbrain_sparse.data.languages`), partitioned on
+its own (:func:`language_pools`): splits are disjoint by speaker and by sentence
+within each language. The manifests gain a ``language`` column, their ``dialect``
+being the voice.
+
 Stats: per dialect and split, speakers, utterances, hours, distinct sentences,
 vocabulary size and the token-level out-of-vocabulary rate against that dialect's own
 train text (``oov_percent``), logged, in ``corpus.json`` and in ``stats.md``.

@@ -15,8 +15,8 @@ Example
 ... )
 ['en-029']
 >>> _parse_voice_table(
-...     "Pty Language Age/Gender VoiceName File Other\n"
-...     " 7  fr-fr  --/M  french-mbrola-1  mb/mb-fr1  (fr 7)\n"
+...     "Pty Language Age/Gender VoiceName File Other\\n"
+...     " 7  fr-fr  --/M  french-mbrola-1  mb/mb-fr1  (fr 7)\\n"
 ... )
 []
 >>> _parse_voice_table(
