@@ -632,13 +632,14 @@ def _run_jobs(jobs, num_workers):
 def _difference(key, recorded, asked):
     """One option that differs, as ``key=<there> there, <asked> asked``."""
     if key == "sentences_sha256" and isinstance(asked, dict):
-        changed = [c for c in asked if (recorded or {}).get(c) != asked[c]]
+        recorded = recorded if isinstance(recorded, dict) else {}
+        changed = [c for c in asked if recorded.get(c) != asked[c]]
         return (
             f"{key} differs for {', '.join(changed) or 'the language list'}: built "
             "from other sentence lists (other Debian text packages or generator)"
         )
     if key == "sentences_sha256":
-        there = f"{recorded[:12]}..." if recorded else "none"
+        there = f"{recorded[:12]}..." if isinstance(recorded, str) else "none"
         return (
             f"{key}={there} there, {asked[:12]}... asked: built from another sentence "
             "list (other fortunes files, text domain or generator)"

@@ -20,6 +20,7 @@ from speechbrain_sparse.data.synth import (
     ML_PRESETS,
     SPLITS,
     assign_sentences,
+    build_corpus,
     build_multilingual_corpus,
     language_pools,
     make_multilingual_options,
@@ -227,6 +228,19 @@ def test_ml_micro_manifests_have_a_language_column_and_disjoint_splits(ml_micro)
     assert [line.split(" | ")[:2] for line in table[2:]] == [
         [f"| {code}", split] for code in ("fr", "nl") for split in SPLITS
     ]
+
+
+def test_a_dialect_corpus_folder_is_refused_naming_the_options(ml_micro, tmp_path):
+    with pytest.raises(UserInputError, match=r"source=None there, 'en-us' asked"):
+        build_corpus(ml_micro)
+    english = build_corpus(
+        tmp_path / "english", num_workers=1, sizes={
+            role: {"train": [1, 1], "dev": [1, 1], "test": [1, 1]}
+            for role in ("source", "target")
+        },
+    )  # fmt: skip
+    with pytest.raises(UserInputError, match=r"sentences_sha256 differs for fr, nl"):
+        build_multilingual_corpus(english)
 
 
 def test_cli_reuses_ml_micro_and_prints_the_language_table(ml_micro, capsys):
