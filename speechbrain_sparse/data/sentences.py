@@ -37,6 +37,8 @@ import hashlib
 import heapq
 import logging
 import re
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 from speechbrain_sparse.errors import MissingInputError, UserInputError
@@ -88,13 +90,129 @@ _VOWEL = re.compile("[AEIOUY]")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\n\t]")
 
 
-def split_sentences(text):
+@dataclass(frozen=True)
+class Alphabet:
+    """What one language's normalised sentences are written with, and how to cut them.
+
+    :data:`ENGLISH` is the English corpus's (``A``-``Z`` and the apostrophe, ASCII
+    fortunes only); :func:`make_alphabet` builds the others.
+
+    Arguments
+    ---------
+    allowed : re.Pattern
+        A raw sentence must match it whole (letters, apostrophe, soft punctuation).
+    soft_punctuation : re.Pattern
+        Replaced by a space when normalising.
+    sentence_end : re.Pattern
+        Where running text is cut into sentences.
+    clause_end : re.Pattern
+        Where a sentence is cut into clauses.
+    vowel : re.Pattern
+        A word without a match is an abbreviation (rejected).
+    single_letters : frozenset
+        The one-letter words accepted (upper case).
+    unprintable : re.Pattern
+        A fortune holding a match is skipped whole.
+    encoding : str
+        How the text files are decoded.
+    caseless : str
+        Letters kept as they are when upper-casing (German ``ß``).
+    """
+
+    allowed: re.Pattern
+    soft_punctuation: re.Pattern
+    sentence_end: re.Pattern
+    clause_end: re.Pattern
+    vowel: re.Pattern
+    single_letters: frozenset
+    unprintable: re.Pattern
+    encoding: str = "latin-1"
+    caseless: str = ""
+
+    def decode(self, data):
+        """Decodes a file's bytes (UTF-8: NFC, typographic apostrophes plain)."""
+        text = data.decode(self.encoding, errors="replace")
+        if self.encoding == "latin-1":
+            return text
+        return unicodedata.normalize("NFC", text).translate(_TYPOGRAPHIC)
+
+    def upper(self, text):
+        """Upper-cases ``text``, leaving the :attr:`caseless` letters alone."""
+        if not self.caseless:
+            return text.upper()
+        return "".join(c if c in self.caseless else c.upper() for c in text)
+
+
+
+ENGLISH = Alphabet(
+    allowed=_ALLOWED,
+    soft_punctuation=_SOFT_PUNCTUATION,
+    sentence_end=_SENTENCE_END,
+    clause_end=_CLAUSE_END,
+    vowel=_VOWEL,
+    single_letters=frozenset(_SINGLE_LETTERS_OK),
+    unprintable=_UNPRINTABLE,
+)
+# Typographic apostrophes and quotes of the UTF-8 texts, mapped before matching.
+_TYPOGRAPHIC = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00b4": "'",
+                              "\u02bc": "'", "\u00a0": " "})
+# Quotes and marks that only separate clauses in the other languages.
+_EXTRA_PUNCTUATION = "\u00ab\u00bb\u201c\u201d\u201e\u00bf\u00a1"
+
+
+def make_alphabet(extra_letters, vowels, single_letters, caseless=""):
+    """An :class:`Alphabet` of ``A``-``Z`` plus ``extra_letters`` (UTF-8 text).
+
+    Arguments
+    ---------
+    extra_letters : str
+        The language's upper-case letters beyond ``A``-``Z`` (``caseless`` ones too).
+    vowels : str
+        Its upper-case vowels (a word needs one, unless it is a ``single_letters``).
+    single_letters : str
+        The one-letter words it has (upper case).
+    caseless : str
+        Letters without an upper case of their own (German ``ß``).
+
+    Returns
+    -------
+    Alphabet
+
+    Example
+    -------
+    >>> french = make_alphabet("ÀÂÇÉÈÊËÎÏÔÙÛÜŸŒÆ", "AEIOUYÀÂÉÈÊËÎÏÔÙÛÜŸŒÆ", "AÀY")
+    >>> normalize_sentence("« Où est-il ? » demanda l'élève.", alphabet=french)
+    "OÙ EST IL DEMANDA L'ÉLÈVE"
+    >>> make_alphabet("ÄÖÜß", "AEIOUYÄÖÜ", "", caseless="ß").upper("straße")
+    'STRAßE'
+    """
+    upper = "A-Z" + extra_letters
+    lower = "a-z" + "".join(c.lower() for c in extra_letters)
+    soft = rf""",.;:!?"()\-{_EXTRA_PUNCTUATION}"""
+    return Alphabet(
+        allowed=re.compile(rf"""^[{upper}{lower}' {soft}]+$"""),
+        soft_punctuation=re.compile(f"[{soft}]"),
+        sentence_end=re.compile(
+            rf"""(?<=[.!?])["')\u00bb\u201d]*\s+(?=["'(\u00ab\u201c\u201e\u00bf\u00a1]*[{upper}])"""
+        ),
+        clause_end=re.compile(rf"""[,;:.!?"(){_EXTRA_PUNCTUATION}]|\s-\s"""),
+        vowel=re.compile(f"[{vowels}]"),
+        single_letters=frozenset(single_letters),
+        unprintable=re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"),
+        encoding="utf-8",
+        caseless=caseless,
+    )
+
+
+def split_sentences(text, alphabet=ENGLISH):
     """Splits running text into sentences at ``.``, ``!`` or ``?`` before a capital.
 
     Arguments
     ---------
     text : str
         One fortune, whitespace already collapsed.
+    alphabet : Alphabet
+        The language's (:data:`ENGLISH` by default).
 
     Returns
     -------
@@ -106,10 +224,12 @@ def split_sentences(text):
     >>> split_sentences("It works. Mostly.")
     ['It works.', 'Mostly.']
     """
-    return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
+    return [part.strip() for part in alphabet.sentence_end.split(text) if part.strip()]
 
 
-def normalize_sentence(sentence, min_words=MIN_WORDS, max_words=MAX_WORDS):
+def normalize_sentence(
+    sentence, min_words=MIN_WORDS, max_words=MAX_WORDS, alphabet=ENGLISH
+):
     """Normalises one sentence to ``A``-``Z``, apostrophe and spaces, or rejects it.
 
     Arguments
@@ -118,6 +238,8 @@ def normalize_sentence(sentence, min_words=MIN_WORDS, max_words=MAX_WORDS):
         A raw sentence.
     min_words, max_words : int
         The accepted length in words.
+    alphabet : Alphabet
+        The language's letters (:data:`ENGLISH` by default: ``A``-``Z``).
 
     Returns
     -------
@@ -131,18 +253,19 @@ def normalize_sentence(sentence, min_words=MIN_WORDS, max_words=MAX_WORDS):
     >>> normalize_sentence("See http://example.org today") is None
     True
     """
-    if not _ALLOWED.match(sentence) or "--" in sentence:
+    if not alphabet.allowed.match(sentence) or "--" in sentence:
         return None
     words = []
-    for token in _SOFT_PUNCTUATION.sub(" ", sentence).upper().split():
+    for token in alphabet.upper(alphabet.soft_punctuation.sub(" ", sentence)).split():
         token = token.strip("'")
         if not token:
             continue
         if "''" in token or len(token) > 20:
             return None
-        if len(token) == 1 and token not in _SINGLE_LETTERS_OK:
-            return None
-        if not _VOWEL.search(token):
+        if token in alphabet.single_letters:
+            words.append(token)
+            continue
+        if len(token) == 1 or not alphabet.vowel.search(token):
             return None  # abbreviations and roman numerals: MR, XXXIII, HMM
         words.append(token)
     if not min_words <= len(words) <= max_words:
@@ -150,7 +273,7 @@ def normalize_sentence(sentence, min_words=MIN_WORDS, max_words=MAX_WORDS):
     return " ".join(words)
 
 
-def split_clauses(sentence):
+def split_clauses(sentence, alphabet=ENGLISH):
     """Cuts a clean sentence at ``, ; : . ! ? " ( )`` and normalises each clause.
 
     Arguments
@@ -158,6 +281,8 @@ def split_clauses(sentence):
     sentence : str
         A raw sentence; one that does not normalise as a whole (digits, symbols,
         ``--``) gives no clauses.
+    alphabet : Alphabet
+        The language's (:data:`ENGLISH` by default).
 
     Returns
     -------
@@ -171,9 +296,10 @@ def split_clauses(sentence):
     >>> split_clauses("Well, I never said that I could do it.")
     ['I NEVER SAID THAT I COULD DO IT']
     """
-    if not _ALLOWED.match(sentence) or "--" in sentence:
+    if not alphabet.allowed.match(sentence) or "--" in sentence:
         return []
-    clauses = (normalize_sentence(part) for part in _CLAUSE_END.split(sentence))
+    parts = alphabet.clause_end.split(sentence)
+    clauses = (normalize_sentence(part, alphabet=alphabet) for part in parts)
     return [clause for clause in clauses if clause is not None]
 
 
@@ -216,11 +342,24 @@ def fortune_files(fortunes_dir=FORTUNES_DIR):
     return files
 
 
-def _fortunes_in(path):
-    """Yields the fortunes of one file, one string each, attributions removed."""
-    text = path.read_bytes().decode("latin-1")
+def fortunes_in(path, alphabet=ENGLISH):
+    """Yields the fortunes of one file, one string each, attributions removed.
+
+    Arguments
+    ---------
+    path : Path
+        A fortune file (fortunes separated by ``%`` lines).
+    alphabet : Alphabet
+        Its language's (decoding; fortunes with unprintable characters are skipped).
+
+    Yields
+    ------
+    str
+        One fortune, whitespace collapsed.
+    """
+    text = alphabet.decode(Path(path).read_bytes())
     for fortune in text.split("\n%\n"):
-        if _UNPRINTABLE.search(fortune):
+        if alphabet.unprintable.search(fortune):
             continue  # overstrike, escape sequences or non-ASCII
         lines = [line for line in fortune.splitlines() if not _ATTRIBUTION.match(line)]
         yield " ".join(" ".join(lines).split())
@@ -229,8 +368,37 @@ def _fortunes_in(path):
 def _raw_sentences(fortunes_dir):
     """Yields every raw sentence of the English fortune files, in file order."""
     for path in fortune_files(fortunes_dir):
-        for fortune in _fortunes_in(path):
+        for fortune in fortunes_in(path):
             yield from split_sentences(fortune)
+
+
+def distinct_clauses(paragraphs, alphabet=ENGLISH):
+    """The distinct normalised clauses of running text, in first-seen order.
+
+    Arguments
+    ---------
+    paragraphs : iterable of str
+        Running text (fortunes, man page paragraphs), whitespace collapsed.
+    alphabet : Alphabet
+        The language's.
+
+    Returns
+    -------
+    tuple of str
+        :func:`split_clauses` of every sentence (:func:`split_sentences`).
+
+    Example
+    -------
+    >>> distinct_clauses(["Go home now. Then sleep well, go home now!"])
+    ('GO HOME NOW', 'THEN SLEEP WELL')
+    """
+    clauses = (
+        clause
+        for paragraph in paragraphs
+        for sentence in split_sentences(paragraph, alphabet)
+        for clause in split_clauses(sentence, alphabet)
+    )
+    return tuple(dict.fromkeys(clauses))
 
 
 @functools.lru_cache(maxsize=4)
@@ -265,8 +433,10 @@ def load_clauses(fortunes_dir=str(FORTUNES_DIR)):
     tuple of str
         The clauses (see :func:`split_clauses`) in first-seen order.
     """
-    clauses = (c for s in _raw_sentences(fortunes_dir) for c in split_clauses(s))
-    return tuple(dict.fromkeys(clauses))
+    paragraphs = (
+        fortune for path in fortune_files(fortunes_dir) for fortune in fortunes_in(path)
+    )
+    return distinct_clauses(paragraphs)
 
 
 def _document_frequencies(sentences):

@@ -34,6 +34,14 @@ keeps about a third of the dev and test pools. ``open`` reads every fortune sent
 shuffled order, as generator version 1 did. The SHA-256 of the sentence list is one
 of the options.
 
+Multilingual corpus (:func:`build_multilingual_corpus`, presets :data:`ML_PRESETS`):
+the same layout with ``<language>`` folders (``fr``, ``nl``, ...), each spoken by its
+own eSpeak NG voice's speakers (``fr-fr_s000``, variants as above) and read from its
+own closed-vocabulary pool (:mod:`speechbrain_sparse.data.languages`), partitioned on
+its own (:func:`language_pools`): splits are disjoint by speaker and by sentence
+within each language. The manifests gain a ``language`` column, their ``dialect``
+being the voice.
+
 Stats: per dialect and split, speakers, utterances, hours, distinct sentences,
 vocabulary size and the token-level out-of-vocabulary rate against that dialect's own
 train text (``oov_percent``), logged, in ``corpus.json`` and in ``stats.md``.
@@ -77,6 +85,11 @@ from speechbrain_sparse.data import voices
 from speechbrain_sparse.data.acoustics import SAMPLE_RATE, degrade
 from speechbrain_sparse.data.dialects import make_speakers, stable_id
 from speechbrain_sparse.data.generic_layout import split_manifest_rows
+from speechbrain_sparse.data.languages import (
+    check_voice,
+    get_language,
+    load_language_sentences,
+)
 from speechbrain_sparse.data.manifests import MANIFEST_FIELDS
 from speechbrain_sparse.data.sentences import (
     TEXT_DOMAINS,
@@ -132,13 +145,41 @@ PRESETS = {
 }
 
 
+# The multilingual presets: one role, ``language``, whose sizes every language gets,
+# and the default languages (keys of ``languages.LANGUAGES``).
+LANGUAGE_ROLE = "language"
+ML_PRESETS = {
+    # For CI: French and Dutch, 84 utterances each (~6 min of audio in all).
+    "ml_micro": {
+        "languages": ("fr", "nl"),
+        "sizes": {
+            LANGUAGE_ROLE: {"train": [4, 60], "dev": [2, 12], "test": [2, 12]}
+        },
+    },
+    # The cross-lingual demo: the paper's four languages, ~1 h of train each.
+    "ml_tiny": {
+        "languages": ("en", "fr", "it", "nl"),
+        "sizes": {
+            LANGUAGE_ROLE: {"train": [30, 1200], "dev": [6, 150], "test": [6, 190]}
+        },
+    },
+}
+# A multilingual build's dev and test pools hold at least as many sentences as the
+# split has utterances, up to this share of the language's sentences each.
+MAX_HELD_OUT_FRACTION = 0.25
+# A language whose closed pool is smaller is refused (its splits would be a handful
+# of sentences read over and over).
+MIN_LANGUAGE_SENTENCES = 500
+
+
 def resolve_sizes(preset, sizes=None):
     """Returns the ``{role: {split: [speakers, utterances]}}`` table to build.
 
     Arguments
     ---------
     preset : str
-        A key of :data:`PRESETS`.
+        A key of :data:`PRESETS` (roles ``source``, ``target``) or of
+        :data:`ML_PRESETS` (one role, ``language``).
     sizes : dict, optional
         Overrides the preset (same structure; e.g. a few utterances for tests).
 
@@ -147,11 +188,16 @@ def resolve_sizes(preset, sizes=None):
     dict
         A validated copy, lists rather than tuples.
     """
-    if preset not in PRESETS:
-        raise UserInputError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    table = sizes if sizes is not None else PRESETS[preset]
+    if preset in ML_PRESETS:
+        table, roles = ML_PRESETS[preset]["sizes"], (LANGUAGE_ROLE,)
+    elif preset in PRESETS:
+        table, roles = PRESETS[preset], ("source", "target")
+    else:
+        valid = ", ".join([*PRESETS, *ML_PRESETS])
+        raise UserInputError(f"unknown preset {preset!r}; valid: {valid}")
+    table = sizes if sizes is not None else table
     resolved = {}
-    for role in ("source", "target"):
+    for role in roles:
         resolved[role] = {}
         for split in SPLITS:
             try:
@@ -241,6 +287,51 @@ def make_options(
     }
 
 
+def make_multilingual_options(sentences, preset="ml_micro", seed=0, languages=None,
+                              sizes=None):  # fmt: skip
+    """Returns the options of a multilingual build (see :func:`make_options`).
+
+    Arguments
+    ---------
+    sentences : dict
+        ``{language: sentence list}`` (their SHA-256 are recorded).
+    preset : str
+        A key of :data:`ML_PRESETS`.
+    seed : int
+        Everything random derives from it.
+    languages : dict, optional
+        ``{language: eSpeak NG voice}``, in corpus order (default: the preset's
+        languages with their first voice).
+    sizes : dict, optional
+        ``{"language": {split: [speakers, utterances]}}`` overriding the preset's.
+
+    Returns
+    -------
+    dict
+        JSON-ready options.
+
+    Example
+    -------
+    >>> options = make_multilingual_options({"fr": ["A B C"], "nl": ["D E F"]})
+    >>> options["languages"], options["sizes"]["language"]["test"]
+    ({'fr': 'fr-fr', 'nl': 'nl'}, [2, 12])
+    """
+    if preset not in ML_PRESETS:
+        valid = ", ".join(ML_PRESETS)
+        raise UserInputError(f"{preset!r} is not a multilingual preset; valid: {valid}")
+    if languages is None:
+        languages = {c: get_language(c).voice for c in ML_PRESETS[preset]["languages"]}
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "preset": preset,
+        "seed": int(seed),
+        "languages": dict(languages),
+        "sizes": resolve_sizes(preset, sizes),
+        "text_domain": "closed",
+        "sentences_sha256": {c: sentences_sha256(sentences[c]) for c in languages},
+    }
+
+
 def dialect_roles(options):
     """``[(dialect, role), ...]``: the source first, then the targets in order."""
     return [(options["source"], "source")] + [
@@ -248,12 +339,29 @@ def dialect_roles(options):
     ]
 
 
+def corpus_groups(options):
+    """``[(folder, voice, role), ...]``: what each top folder of a corpus holds.
+
+    A dialect corpus has a folder per voice (:func:`dialect_roles`); a multilingual
+    one a folder per language, spoken with that language's voice.
+
+    Example
+    -------
+    >>> corpus_groups({"languages": {"fr": "fr-fr", "nl": "nl"}})
+    [('fr', 'fr-fr', 'language'), ('nl', 'nl', 'language')]
+    """
+    if "languages" in options:
+        languages = options["languages"].items()
+        return [(code, voice, LANGUAGE_ROLE) for code, voice in languages]
+    return [(dialect, dialect, role) for dialect, role in dialect_roles(options)]
+
+
 def _words(sentences):
     """The set of words of ``sentences``."""
     return {word for sentence in sentences for word in sentence.split()}
 
 
-def sentence_pools(options, sentences):
+def sentence_pools(options, sentences, dev=DEV_FRACTION, test=TEST_FRACTION):
     """The pools every dialect draws its splits from, and the train pool's head.
 
     Arguments
@@ -262,6 +370,8 @@ def sentence_pools(options, sentences):
         The build options (``seed``, ``sizes``, ``text_domain``, dialects).
     sentences : sequence of str
         All sentences (partitioned here with :func:`partition_sentences`).
+    dev, test : float
+        The shares of the dev and test pools.
 
     Returns
     -------
@@ -272,12 +382,12 @@ def sentence_pools(options, sentences):
         Indices into ``pools["train"]`` every dialect's train split starts with: the
         coverage order (``closed``), or nothing (``open``).
     """
-    pools = partition_sentences(sentences, options["seed"])
+    pools = partition_sentences(sentences, options["seed"], dev, test)
     if options["text_domain"] == "open":
         return pools, []
     head = coverage_order(pools["train"])
     sizes = options["sizes"]
-    shortest = min(sizes[role]["train"][1] for _, role in dialect_roles(options))
+    shortest = min(sizes[role]["train"][1] for *_, role in corpus_groups(options))
     vocabulary = _words(pools["train"][i] for i in head[:shortest])
     for split in ("dev", "test"):
         covered = [s for s in pools[split] if set(s.split()) <= vocabulary]
@@ -286,6 +396,52 @@ def sentence_pools(options, sentences):
         else:
             logger.warning("No %s sentence uses only trained words: using all", split)
     return pools, head
+
+
+def language_pools(options, sentences):
+    """:func:`sentence_pools` of every language of a multilingual build.
+
+    Each language is partitioned on its own, its dev and test pools holding at least
+    as many sentences as the split has utterances (up to
+    :data:`MAX_HELD_OUT_FRACTION`), so the splits are sentence-disjoint within each
+    language.
+
+    Arguments
+    ---------
+    options : dict
+        The build options (see :func:`make_multilingual_options`).
+    sentences : dict
+        ``{language: sentence list}``.
+
+    Returns
+    -------
+    dict
+        ``{language: (pools, head)}``.
+    """
+    sizes, pools = options["sizes"][LANGUAGE_ROLE], {}
+    for code in options["languages"]:
+        lines = sentences[code]
+        if len(lines) < MIN_LANGUAGE_SENTENCES:
+            raise UserInputError(
+                f"language {code!r}: its closed-vocabulary sentence pool holds "
+                f"{len(lines)} sentences, fewer than the {MIN_LANGUAGE_SENTENCES} a "
+                f"corpus needs ({sum(sizes[s][1] for s in SPLITS)} utterances asked); "
+                "choose other languages"
+            )
+        dev, test = (
+            min(MAX_HELD_OUT_FRACTION, max(fraction, sizes[split][1] / len(lines)))
+            for split, fraction in (("dev", DEV_FRACTION), ("test", TEST_FRACTION))
+        )
+        pools[code] = sentence_pools(options, lines, dev, test)
+    return pools
+
+
+def _pooled_groups(options, sentences):
+    """``[(pools, head, groups)]``: each sentence pool and the folders drawing on it."""
+    if "languages" not in options:
+        return [(*sentence_pools(options, sentences), corpus_groups(options))]
+    pools = language_pools(options, sentences)
+    return [(*pools[group[0]], [group]) for group in corpus_groups(options)]
 
 
 def _draw(pool, count, rng_key, head=()):
@@ -303,9 +459,10 @@ def assign_sentences(options, sentences):
     Arguments
     ---------
     options : dict
-        The build options (see :func:`make_options`).
-    sentences : sequence of str
-        All sentences.
+        The build options (see :func:`make_options` and
+        :func:`make_multilingual_options`).
+    sentences : sequence of str or dict
+        All sentences; for a multilingual build ``{language: sentences}``.
 
     Returns
     -------
@@ -324,14 +481,14 @@ def assign_sentences(options, sentences):
     (4, 0.0)
     """
     seed = options["seed"]
-    pools, head = sentence_pools(options, sentences)
     texts = {}
-    for dialect, role in dialect_roles(options):
-        for split_index, split in enumerate(SPLITS):
-            rng_key = [seed, stable_id(dialect), 2, split_index]
-            count = options["sizes"][role][split][1]
-            first = head if split == "train" else ()
-            texts[(dialect, split)] = _draw(pools[split], count, rng_key, first)
+    for pools, head, groups in _pooled_groups(options, sentences):
+        for folder, _, role in groups:
+            for split_index, split in enumerate(SPLITS):
+                rng_key = [seed, stable_id(folder), 2, split_index]
+                count = options["sizes"][role][split][1]
+                first = head if split == "train" else ()
+                texts[(folder, split)] = _draw(pools[split], count, rng_key, first)
     return texts
 
 
@@ -344,22 +501,23 @@ def plan_corpus(root, options, sentences):
         The corpus root.
     options : dict
         The build options (see :func:`make_options`).
-    sentences : sequence of str
-        All sentences (partitioned here).
+    sentences : sequence of str or dict
+        All sentences (partitioned here); ``{language: sentences}`` when
+        multilingual.
 
     Returns
     -------
     dict
-        ``{(dialect, split): [job, ...]}``; a job is a tuple ``(wav_path, text,
+        ``{(folder, split): [job, ...]}``; a job is a tuple ``(wav_path, text,
         speaker, rng_key)`` for :func:`synthesize_utterance`.
     """
     seed, texts = options["seed"], assign_sentences(options, sentences)
     installed = voices.list_variants()
     plan = {}
-    for dialect, role in dialect_roles(options):
+    for dialect, voice, role in corpus_groups(options):
         sizes = options["sizes"][role]
         speakers = make_speakers(
-            dialect, sum(sizes[s][0] for s in SPLITS), seed, installed
+            voice, sum(sizes[s][0] for s in SPLITS), seed, installed
         )
         first_speaker = 0
         for split_index, split in enumerate(SPLITS):
@@ -473,8 +631,15 @@ def _run_jobs(jobs, num_workers):
 
 def _difference(key, recorded, asked):
     """One option that differs, as ``key=<there> there, <asked> asked``."""
+    if key == "sentences_sha256" and isinstance(asked, dict):
+        recorded = recorded if isinstance(recorded, dict) else {}
+        changed = [c for c in asked if recorded.get(c) != asked[c]]
+        return (
+            f"{key} differs for {', '.join(changed) or 'the language list'}: built "
+            "from other sentence lists (other Debian text packages or generator)"
+        )
     if key == "sentences_sha256":
-        there = f"{recorded[:12]}..." if recorded else "none"
+        there = f"{recorded[:12]}..." if isinstance(recorded, str) else "none"
         return (
             f"{key}={there} there, {asked[:12]}... asked: built from another sentence "
             "list (other fortunes files, text domain or generator)"
@@ -517,7 +682,7 @@ def _split_stats(rows, train_rows):
     }
 
 
-def stats_table(stats, dialects=None):
+def stats_table(stats, dialects=None, label="dialect"):
     """The per-dialect, per-split stats as the lines of a Markdown table.
 
     Arguments
@@ -527,6 +692,8 @@ def stats_table(stats, dialects=None):
     dialects : sequence of str, optional
         The order of the dialects (default: that of ``stats``); splits come in
         :data:`SPLITS` order.
+    label : str
+        The first column's name (``language`` for a multilingual corpus).
 
     Returns
     -------
@@ -543,7 +710,7 @@ def stats_table(stats, dialects=None):
     | en-us | test | 2 | 4 | 0.01 | 3 | 9 | 0.0 |
     """  # noqa: E501
     lines = [
-        "| " + " | ".join(("dialect", "split", *STATS_COLUMNS)) + " |",
+        "| " + " | ".join((label, "split", *STATS_COLUMNS)) + " |",
         "|" + "---|" * (len(STATS_COLUMNS) + 2),
     ]
     for dialect in dialects or stats:
@@ -559,8 +726,14 @@ def corpus_stats_table(root):
     corpus = read_json(Path(root) / CORPUS_FILE)
     if corpus is None:
         raise MissingInputError(f"no finished corpus in {root} (no {CORPUS_FILE})")
-    options = corpus["options"]
-    return stats_table(corpus["stats"], [options["source"], *options["targets"]])
+    return _options_stats_table(corpus["options"], corpus["stats"])
+
+
+def _options_stats_table(options, stats):
+    """:func:`stats_table` with the folders in their options' order."""
+    label = LANGUAGE_ROLE if "languages" in options else "dialect"
+    folders = [group[0] for group in corpus_groups(options)]
+    return stats_table(stats, folders, label)
 
 
 def _log_stats(lines):
@@ -569,8 +742,14 @@ def _log_stats(lines):
         logger.info("%s", line)
 
 
-def _write_manifests(root, plan):
-    """Writes every split's ``text`` and CSV; returns the per-split stats."""
+def _write_manifests(root, plan, options):
+    """Writes every split's ``text`` and CSV; returns the per-split stats.
+
+    A multilingual corpus's manifests have a ``language`` column (the folder) after
+    the usual ones, whose ``dialect`` is then the eSpeak NG voice.
+    """
+    multilingual = "languages" in options
+    fields = (*MANIFEST_FIELDS, LANGUAGE_ROLE) if multilingual else MANIFEST_FIELDS
     rows = {}
     for (dialect, split), group in plan.items():
         split_dir = root / dialect / split
@@ -578,8 +757,12 @@ def _write_manifests(root, plan):
         lines = "".join(f"{job[0].stem} {job[1]}\n" for job in group)
         write_text_atomic(split_dir / "text", lines)
         rows[(dialect, split)] = split_manifest_rows(split_dir, dialect)
+        if multilingual:
+            for row in rows[(dialect, split)]:
+                row["dialect"] = options["languages"][dialect]
+                row[LANGUAGE_ROLE] = dialect
         csv_path = root / dialect / f"{split}.csv"
-        write_csv_atomic(csv_path, rows[(dialect, split)], MANIFEST_FIELDS)
+        write_csv_atomic(csv_path, rows[(dialect, split)], fields)
     stats = {}
     for (dialect, split), split_rows in rows.items():
         train_rows = rows[(dialect, "train")]
@@ -630,6 +813,100 @@ def build_corpus(
     options = make_options(
         sentences, preset, seed, source, targets, sizes, text_domain
     )
+    return _build(out_dir, options, sentences, num_workers)
+
+
+def parse_languages(languages):
+    """``{language: voice}`` from codes, ``code:voice`` strings or a dict.
+
+    Example
+    -------
+    >>> parse_languages(["fr:fr-be", "nl"])
+    {'fr': 'fr-be', 'nl': 'nl'}
+    """
+    if isinstance(languages, dict):
+        pairs = list(languages.items())
+    else:
+        pairs = [tuple(f"{item}:".split(":")[:2]) for item in languages]
+    parsed = {}
+    for code, voice in pairs:
+        if code in parsed:
+            raise UserInputError(f"language {code!r} is given twice")
+        parsed[code] = voice or get_language(code).voice
+    if not parsed:
+        raise UserInputError("a multilingual corpus needs at least one language")
+    return parsed
+
+
+def build_multilingual_corpus(
+    out_dir, preset="ml_micro", seed=0, languages=None, num_workers=2, sizes=None
+):
+    """Builds (or reuses, or resumes) the multilingual corpus: a folder per language.
+
+    Each language (:mod:`speechbrain_sparse.data.languages`) is read by its own
+    eSpeak NG voice's speakers, from its own closed-vocabulary pool, cut into
+    sentence-disjoint train / dev / test pools (:func:`language_pools`); speakers
+    are disjoint across splits. The layout is the dialect corpus's with
+    ``<language>`` folders, and the manifests have a ``language`` column.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        The corpus root.
+    preset : str
+        ``ml_micro`` or ``ml_tiny`` (see :data:`ML_PRESETS`).
+    seed : int
+        Everything random derives from it.
+    languages : sequence of str or dict, optional
+        Language codes, ``code:voice`` strings or ``{code: voice}`` (default: the
+        preset's languages with their first native voice).
+    num_workers : int
+        Worker processes (``None``: all cores). Does not change the output.
+    sizes : dict, optional
+        ``{"language": {split: [speakers, utterances]}}`` overriding the preset's.
+
+    Returns
+    -------
+    pathlib.Path
+        The corpus root.
+    """
+    if preset not in ML_PRESETS:
+        valid = ", ".join(ML_PRESETS)
+        raise UserInputError(f"{preset!r} is not a multilingual preset; valid: {valid}")
+    languages = parse_languages(languages or ML_PRESETS[preset]["languages"])
+    languages = {code: check_voice(code, voice) for code, voice in languages.items()}
+    sentences = {code: load_language_sentences(code) for code in languages}
+    options = make_multilingual_options(sentences, preset, seed, languages, sizes)
+    language_pools(options, sentences)  # a pool too small fails before any folder
+    return _build(out_dir, options, sentences, num_workers)
+
+
+def _pool_summary(lines, pools, head):
+    """Sizes of a sentence list, its vocabulary, its cover and its split pools."""
+    return {
+        "total": len(lines),
+        "vocabulary": len(_words(lines)),
+        "coverage_head": len(head),
+        **{split: len(pool) for split, pool in pools.items()},
+    }
+
+
+def _sentences_summary(options, sentences):
+    """The ``sentences`` entry of ``corpus.json``."""
+    summary = {"text_domain": options["text_domain"]}
+    if "languages" not in options:
+        pools, head = sentence_pools(options, sentences)
+        return {**summary, **_pool_summary(sentences, pools, head)}
+    for code, (pools, head) in language_pools(options, sentences).items():
+        summary[code] = {
+            "package": get_language(code).package,
+            **_pool_summary(sentences[code], pools, head),
+        }
+    return summary
+
+
+def _build(out_dir, options, sentences, num_workers):
+    """Reuses, resumes or builds the corpus of ``options`` in ``out_dir``."""
     root = Path(out_dir).resolve()
     corpus = read_json(root / CORPUS_FILE)
     if corpus is not None and corpus.get("options") == options:
@@ -646,25 +923,20 @@ def build_corpus(
         len(jobs), total, root, num_workers,
     )
     _run_jobs(jobs, num_workers or os.cpu_count() or 1)
-    stats = _write_manifests(root, plan)
+    stats = _write_manifests(root, plan, options)
     hours = sum(s["hours"] for d in stats.values() for s in d.values())
-    pools, head = sentence_pools(options, sentences)
+    folder = LANGUAGE_ROLE if "languages" in options else "dialect"
     corpus = {
         "options": options,
-        "layout": "<dialect>/<split>/<spk_id>/<utt_id>.wav, <split>/text, <split>.csv",
+        "layout": f"<{folder}>/<split>/<spk_id>/<utt_id>.wav, <split>/text, "
+        "<split>.csv",
         "sample_rate": SAMPLE_RATE,
-        "sentences": {
-            "text_domain": text_domain,
-            "total": len(sentences),
-            "vocabulary": len(_words(sentences)),
-            "coverage_head": len(head),
-            **{split: len(pool) for split, pool in pools.items()},
-        },
+        "sentences": _sentences_summary(options, sentences),
         "espeak": voices.espeak_version(),
         "stats": stats,
         "total_hours": round(hours, 4),
     }
-    table = stats_table(stats)
+    table = _options_stats_table(options, stats)
     write_text_atomic(root / STATS_FILE, "\n".join(table) + "\n")
     write_json_atomic(root / CORPUS_FILE, corpus)
     _log_stats(table)

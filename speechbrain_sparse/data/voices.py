@@ -4,6 +4,8 @@ A *dialect* of the synthetic corpus is an eSpeak NG voice name such as ``en-us``
 ``en-gb-scotland`` (``espeak-ng --voices``); a *variant* such as ``m3``, ``f2`` or
 ``klatt2`` (``espeak-ng --voices=variant``) changes the timbre and is appended as
 ``<voice>+<variant>``. :func:`synthesize` runs eSpeak NG once and returns the samples.
+MBROLA voices (file ``mb/...``) are never listed: they need the separate ``mbrola``
+program and its voice packages.
 
 Example
 -------
@@ -12,6 +14,11 @@ Example
 ...     " 5  en-029  --/M  English_(Caribbean) gmw/en-029  (en 10)\\n"
 ... )
 ['en-029']
+>>> _parse_voice_table(
+...     "Pty Language Age/Gender VoiceName File Other\\n"
+...     " 7  fr-fr  --/M  french-mbrola-1  mb/mb-fr1  (fr 7)\\n"
+... )
+[]
 >>> _parse_voice_table(
 ...     "Pty Language Age/Gender VoiceName File Other\\n"
 ...     " 5  variant  --/M  klatt2  !v/klatt2\\n", variants=True
@@ -53,7 +60,7 @@ def _parse_voice_table(table, variants=False):
                 name = line.split("!v/", 1)[1].split("(")[0].strip()
                 if name and " " not in name:
                     names.append(name)
-        else:
+        elif not fields[4].startswith("mb/"):
             names.append(fields[1])
     return sorted(set(names))
 
