@@ -30,7 +30,11 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_sparse.allocator import keep_freed_memory
 from speechbrain_sparse.asr.brain import TransformerASRBrain
-from speechbrain_sparse.asr.data import build_datasets, train_loader_options
+from speechbrain_sparse.asr.data import (
+    build_datasets,
+    check_manifests,
+    train_loader_options,
+)
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
@@ -119,6 +123,7 @@ def run_asr_experiment(hparams, run_opts):
         ``<output_folder>/results.json``.
     """
     hparams = checked_options(hparams)
+    check_manifests(hparams)  # before the tokenizer reads the text
     keep_freed_memory()
     tokenizer, tokenizer_file = prepare_tokenizer(hparams)
     train_set, valid_set, test_sets = build_datasets(
