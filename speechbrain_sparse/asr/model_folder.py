@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from speechbrain_sparse.errors import MissingInputError
-from speechbrain_sparse.fileio import atomic_folder
+from speechbrain_sparse.fileio import atomic_folder, check_finite_file
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
@@ -42,6 +42,11 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     pathlib.Path
         The destination folder.
 
+    Raises
+    ------
+    speechbrain_sparse.fileio.NonFiniteTensorError
+        A model file holds NaN or inf (a failed run); nothing is written.
+
     Example
     -------
     >>> import types, torch, tempfile, pathlib
@@ -55,6 +60,9 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None):
     >>> sorted(p.name for p in out.iterdir())
     ['model.ckpt', 'model_info.json', 'normalizer.ckpt', 'tokenizer.model']
     """
+    for key in (name.split(".")[0] for name in MODEL_FILES):
+        if key in checkpoint.paramfiles:  # nothing is written from a failed run
+            check_finite_file(checkpoint.paramfiles[key])
     destination = Path(destination)
     with atomic_folder(destination) as staging:
         for name in MODEL_FILES:
