@@ -18,6 +18,7 @@ Example
 """
 
 from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.scores import load_state_dict
 from speechbrain_sparse.selection import (
@@ -104,6 +105,7 @@ def build_strategy(args):
 
 def run(args):
     """Writes the mask to ``--out`` and prints a one-line summary."""
+    check_writable(args.out, "--out")
     strategy = build_strategy(args)
     pretrained = load_state_dict(args.pretrained, args.checkpoint_name)
     mask = strategy.select(pretrained_state=pretrained)

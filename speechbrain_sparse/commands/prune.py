@@ -28,6 +28,7 @@ from pathlib import Path
 
 from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.pruning.obs import SALIENCIES
 
 NAME = "prune"
@@ -102,6 +103,7 @@ def _check_arguments(args):
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    check_writable(args.out, "--out")  # before minutes of calibration
 
 
 def run_obs(args):
