@@ -18,6 +18,7 @@ Example
 """
 
 from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.scores import load_state_dict
@@ -108,7 +109,11 @@ def run(args):
     check_writable(args.out, "--out")
     strategy = build_strategy(args)
     pretrained = load_state_dict(args.pretrained, args.checkpoint_name)
-    mask = strategy.select(pretrained_state=pretrained)
+    try:
+        mask = strategy.select(pretrained_state=pretrained)
+    except UserInputError as error:  # e.g. checkpoints of two different models
+        files = [args.pretrained] + ([args.finetuned] if args.finetuned else [])
+        raise UserError(f"{' and '.join(files)}: {error}") from None
     mask.options["pretrained_checkpoint"] = str(args.pretrained)
     mask.save(args.out)
     print(
