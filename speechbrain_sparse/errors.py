@@ -4,9 +4,10 @@ Code that finds a mistake in what the user gave (a file, a manifest row, a
 YAML key, a command-line parameter) raises :class:`UserInputError`, with a
 message that names the file, row, key or parameter; a missing file or folder
 raises :class:`MissingInputError`. A top level (``sb-sparse``, a recipe's
-``train.py``) catches only these and prints them as one line, so anything else,
-such as a ``ValueError`` raised inside PyTorch or Transformers by a bug, keeps
-its traceback.
+``train.py``) catches only these, and an ``OSError`` of a permission or a full
+disk (:data:`ENVIRONMENT_ERRNOS`), and prints them as one line
+(:func:`user_error_message`), so anything else, such as a ``ValueError`` raised
+inside PyTorch or Transformers by a bug, keeps its traceback.
 
 Both also derive from the built-in type their callers used to catch
 (``ValueError``; ``FileNotFoundError``), so ``except ValueError`` still works.
