@@ -16,7 +16,7 @@ Example
 ...     check_finite({"w": torch.tensor([1.0, float("nan")])}, "model.ckpt")
 ... except NonFiniteTensorError as error:
 ...     print(error)
-model.ckpt: tensor 'w' has 1 non-finite entries (NaN or inf) of 2; not written
+model.ckpt: tensor 'w' has 1 non-finite entries (NaN or inf) of 2
 """
 
 import os
@@ -55,7 +55,7 @@ def check_finite(tensors, where):
             bad = int(finite.numel() - finite.sum())
             raise NonFiniteTensorError(
                 f"{where}: tensor {name!r} has {bad} non-finite entries (NaN or "
-                f"inf) of {tensor.numel()}; not written")
+                f"inf) of {tensor.numel()}")
 
 
 def _floating_tensors(value, prefix=""):

@@ -225,3 +225,27 @@ def test_diff_mask_of_another_model_names_both_files(micro_model, tmp_path, caps
     assert status == 2 and "\n" not in error
     assert str(other) in error and name in error
     assert not (tmp_path / "m.mask").exists()
+
+
+def test_prune_obs_refuses_a_nan_model_before_calibrating(
+    micro_model, micro_corpus, tmp_path, capsys, monkeypatch
+):
+    from speechbrain_sparse.pruning import calibration
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("calibration started on a NaN model")
+
+    monkeypatch.setattr(calibration, "load_calibration_batches", must_not_run)
+    broken = tmp_path / "model"
+    shutil.copytree(micro_model, broken)
+    state = torch.load(broken / "model.ckpt")
+    name = next(iter(state))
+    state[name] = torch.full_like(state[name], float("nan"))
+    torch.save(state, broken / "model.ckpt")
+    status, error = run_cli(
+        ["prune", "obs", "--model", str(broken), "--calibration",
+         str(micro_corpus / "en-us" / "train.csv"), "--sparsity", "0.5",
+         "--out", str(tmp_path / "pruned"), "--nhead", "2"], capsys)
+    assert status == 2 and "\n" not in error
+    assert error.startswith(f"sb-sparse prune: error: --model {broken}: tensor ")
+    assert "non-finite entries" in error and not (tmp_path / "pruned").exists()
