@@ -126,19 +126,20 @@ class ASRBrain(sb.Brain):
         """Raises NonFiniteLossError naming the batch (see the class docstring)."""
         if torch.isfinite(loss):
             return
+        ids = ", ".join(map(str, getattr(self, "batch_ids", [])))
         if self.scaler.is_enabled():  # fp16: the GradScaler skips this step
             self.nonfinite_count += 1
             if self.nonfinite_count <= self.nonfinite_patience:
                 logger.warning("non-finite loss (%d of --nonfinite_patience %d), "
                                "step skipped; utterances: %s", self.nonfinite_count,
-                               self.nonfinite_patience, ", ".join(self.batch_ids))
+                               self.nonfinite_patience, ids)
                 return
         counter = getattr(getattr(self, "hparams", None), "epoch_counter", None)
         epoch = f"epoch {counter.current}, " if counter is not None else ""
         raise NonFiniteLossError(
             f"training loss is {float(loss.detach())} at {epoch}step {self.step}, in "
-            f"the batch of utterances {', '.join(map(str, self.batch_ids))} (check "
-            "their audio and transcripts, or lower the learning rate); run stopped")
+            f"the batch of utterances {ids} (check their audio and transcripts, or "
+            "lower the learning rate); run stopped")
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the learning-rate schedule once per optimizer step."""

@@ -121,8 +121,8 @@ def load_or_build(hparams):
             )
         return pretrained
     if hparams["hf_config"] is None:
-        raise ValueError("the YAML needs pretrained_dir (a Hugging Face CTC folder) "
-                         "or hf_config (a model to train from scratch)")
+        raise UserInputError("the YAML needs pretrained_dir (a Hugging Face CTC "
+                             "folder) or hf_config (a model to train from scratch)")
     texts = transcripts(hparams["train_csv"])
     tokenizer = CharacterCTCTokenizer.from_transcripts(texts)
     model = build_ctc_model(hparams["hf_config"], tokenizer)
