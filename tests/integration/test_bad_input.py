@@ -114,7 +114,7 @@ def test_misspelled_override_names_the_key(micro_corpus, tmp_path):
 def test_bad_density_names_the_value(micro_corpus, tmp_path, density):
     message = stage_error("diff_tiny.yaml", tmp_path, micro_corpus,
                           f"--density={density}")
-    assert "density must be in (0, 1]" in message
+    assert "diff selection: density must be in (0, 1]" in message
 
 
 def test_unknown_second_method_names_the_choices(micro_corpus, tmp_path):
