@@ -14,7 +14,7 @@ import pkgutil
 import sys
 
 from speechbrain_sparse import __version__, commands
-from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.errors import UserInputError, user_error_message
 
 
 def _command_modules():
@@ -45,8 +45,10 @@ def build_parser():
 def main(argv=None):
     """Runs ``sb-sparse`` with ``argv``; returns the exit status.
 
-    A :class:`~speechbrain_sparse.errors.UserInputError` is printed as one line
-    ``sb-sparse <command>: error: <message>`` (status 2); any other exception
+    A :class:`~speechbrain_sparse.errors.UserInputError`, or an ``OSError`` of
+    a permission or a full disk, is printed as one line ``sb-sparse <command>:
+    error: <message>`` (status 2,
+    :func:`~speechbrain_sparse.errors.user_error_message`); any other exception
     propagates with its traceback.
     """
     parser = build_parser()
@@ -60,8 +62,11 @@ def main(argv=None):
         return 2
     try:
         return int(args.run(args) or 0)
-    except UserInputError as error:
-        print(f"sb-sparse {args.command}: error: {error}", file=sys.stderr)
+    except (UserInputError, OSError) as error:
+        message = user_error_message(error)
+        if message is None:
+            raise
+        print(f"sb-sparse {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -62,7 +62,10 @@ class SelectionStrategy:
     method = "scores"
 
     def __init__(self, density, per_tensor=False, coverage=None):
-        self.density = check_density(density)
+        try:
+            self.density = check_density(density)
+        except UserInputError as error:  # say which strategy of a union it is
+            raise UserInputError(f"{self.method} selection: {error}") from None
         self.per_tensor = per_tensor
         self.coverage = coverage if coverage is not None else Coverage()
 

@@ -20,6 +20,7 @@ import logging
 import os
 
 import speechbrain as sb
+import torch
 
 from speechbrain_sparse.data.features import batch_features
 from speechbrain_sparse.errors import UserInputError
@@ -71,15 +72,74 @@ def write_utterance_errors(path, metrics):
     write_csv_atomic(path, rows, fields)
 
 
+class NonFiniteLossError(UserInputError):
+    """The training loss of a batch is NaN or inf; the message names its utterances.
+
+    A user error (one line, no traceback): what to fix is the data of those
+    utterances or a setting such as the learning rate.
+    """
+
+
 class ASRBrain(sb.Brain):
-    """What every ASR Brain of the recipes shares: the schedule and the test loop.
+    """What every ASR Brain of the recipes shares: schedule, loss check, test loop.
 
     Subclasses fill ``self.test_results[self.test_name]`` in ``on_stage_end``
     of the test stage and say which checkpoint is best in ``checkpoint_key``
     (the keyword of ``Brain.evaluate``).
+
+    A non-finite training loss **stops the run** at that batch, before its
+    backward pass, with :class:`NonFiniteLossError` naming the batch's
+    utterance IDs, so NaN never reaches the weights or a checkpoint.
+    SpeechBrain's own check (``check_loss_isfinite``, ``--nonfinite_patience``,
+    default 3) only counts such batches while their NaN gradients are applied
+    (unless ``--skip_nonfinite_grads``), so its patience is kept only under
+    fp16 mixed precision, where the GradScaler skips those steps by design.
+
+    Example
+    -------
+    >>> import torch
+    >>> class Toy(ASRBrain):
+    ...     def compute_forward(self, batch, stage):
+    ...         return self.modules.lin(batch.x.data)
+    ...     def compute_objectives(self, predictions, batch, stage):
+    ...         return predictions.sum() / 0.0 * 0.0   # NaN
+    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> batch = PaddedBatch([{"id": "u1", "x": torch.ones(2)},
+    ...                      {"id": "u2", "x": torch.ones(2)}])
+    >>> brain = Toy({"lin": torch.nn.Linear(2, 1)}, lambda p: torch.optim.SGD(p, 0.1))
+    >>> brain.init_optimizers()
+    >>> try:
+    ...     brain.fit_batch(batch)
+    ... except NonFiniteLossError as error:
+    ...     print(error)
+    training loss is nan at step 0, in the batch of utterances u1, u2 (check ...
     """
 
     checkpoint_key = {"max_key": "ACC"}
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Remembers the batch's utterance IDs for :meth:`check_loss_isfinite`."""
+        self.batch_ids = list(getattr(batch, "id", []))
+        super().on_fit_batch_start(batch, should_step)
+
+    def check_loss_isfinite(self, loss):
+        """Raises NonFiniteLossError naming the batch (see the class docstring)."""
+        if torch.isfinite(loss):
+            return
+        ids = ", ".join(map(str, getattr(self, "batch_ids", [])))
+        if self.scaler.is_enabled():  # fp16: the GradScaler skips this step
+            self.nonfinite_count += 1
+            if self.nonfinite_count <= self.nonfinite_patience:
+                logger.warning("non-finite loss (%d of --nonfinite_patience %d), "
+                               "step skipped; utterances: %s", self.nonfinite_count,
+                               self.nonfinite_patience, ids)
+                return
+        counter = getattr(getattr(self, "hparams", None), "epoch_counter", None)
+        epoch = f"epoch {counter.current}, " if counter is not None else ""
+        raise NonFiniteLossError(
+            f"training loss is {float(loss.detach())} at {epoch}step {self.step}, in "
+            f"the batch of utterances {ids} (check their audio and transcripts, or "
+            "lower the learning rate); run stopped")
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the learning-rate schedule once per optimizer step."""

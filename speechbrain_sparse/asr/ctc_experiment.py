@@ -34,7 +34,11 @@ import speechbrain as sb
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_sparse.asr.ctc_characters import CharacterCTCTokenizer
-from speechbrain_sparse.asr.data import build_datasets, train_loader_options
+from speechbrain_sparse.asr.data import (
+    build_datasets,
+    check_manifests,
+    train_loader_options,
+)
 from speechbrain_sparse.asr.hf_ctc_brain import (
     HuggingFaceCTCBrain,
     MaskedHuggingFaceCTCBrain,
@@ -117,8 +121,8 @@ def load_or_build(hparams):
             )
         return pretrained
     if hparams["hf_config"] is None:
-        raise ValueError("the YAML needs pretrained_dir (a Hugging Face CTC folder) "
-                         "or hf_config (a model to train from scratch)")
+        raise UserInputError("the YAML needs pretrained_dir (a Hugging Face CTC "
+                             "folder) or hf_config (a model to train from scratch)")
     texts = transcripts(hparams["train_csv"])
     tokenizer = CharacterCTCTokenizer.from_transcripts(texts)
     model = build_ctc_model(hparams["hf_config"], tokenizer)
@@ -144,6 +148,7 @@ def run_ctc_experiment(hparams, run_opts):
         ``<output_folder>/results.json``.
     """
     hparams = checked_options(hparams)
+    check_manifests(hparams)  # before the tokenizer reads the text
     pretrained = load_or_build(hparams)
     model, tokenizer = pretrained.model, pretrained.tokenizer
     hparams.update(model=model, tokenizer=tokenizer, family=pretrained.family)

@@ -36,16 +36,27 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav", "spk_id", "wrd")
 
+#: The sample rate (Hz) of the recipes' audio (their feature extractors').
+SAMPLE_RATE = 16000
 
-def check_manifest(csv_path, check_audio=True):
+
+def check_manifest(csv_path, check_audio=True, sample_rate=SAMPLE_RATE):
     """Checks that ``csv_path`` is a usable ASR manifest.
+
+    The file is UTF-8 with the :data:`REQUIRED_COLUMNS`, no ``ID`` twice and a
+    transcript in every row (:func:`~speechbrain_sparse.fileio.read_manifest`);
+    every wav has samples, is mono at ``sample_rate`` and lasts its
+    ``duration`` (:func:`~speechbrain_sparse.fileio.check_audio_file`, from
+    the header alone: about 0.1 ms a file).
 
     Arguments
     ---------
     csv_path : str or Path
         The manifest to check.
     check_audio : bool
-        Also open every listed wav (header only) to make sure it can be read.
+        Also check every listed wav's header.
+    sample_rate : int
+        The rate the recipes read (Hz).
 
     Returns
     -------
@@ -63,10 +74,29 @@ def check_manifest(csv_path, check_audio=True):
         if not (row["wrd"] or "").strip():
             raise ManifestError(f"{where}: empty transcript in column 'wrd'")
         if check_audio:
-            check_audio_file(row["wav"], where)
+            check_audio_file(row["wav"], where, sample_rate, row["duration"])
     if not rows:
         raise ManifestError(f"{csv_path}: manifest has no utterances")
     return len(rows)
+
+
+def check_manifests(hparams):
+    """Checks every manifest of a stage (:func:`check_manifest`) before any work.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``train_csv``, ``valid_csv`` and ``test_csvs`` (name -> manifest).
+
+    Raises
+    ------
+    ManifestError
+        For the first manifest that cannot be used.
+    """
+    for path in [hparams["train_csv"], hparams["valid_csv"],
+                 *hparams["test_csvs"].values()]:
+        count = check_manifest(path)
+        logger.info("manifest %s: %d utterances", path, count)
 
 
 def build_dataset(csv_path, tokenizer, hparams, sort=None, feature_cache=None):
@@ -194,7 +224,10 @@ def train_loader_options(hparams, train_set):
 
 
 def build_datasets(hparams, tokenizer, compute_features=None):
-    """Checks the recipe's manifests and builds train, valid and test datasets.
+    """Builds train, valid and test datasets from manifests checked before.
+
+    The manifests were checked by :func:`check_manifests` at the start of the
+    stage (before the tokenizer reads them).
 
     Arguments
     ---------
@@ -217,9 +250,6 @@ def build_datasets(hparams, tokenizer, compute_features=None):
     """
     manifests = [hparams["train_csv"], hparams["valid_csv"],
                  *hparams["test_csvs"].values()]
-    for path in manifests:
-        count = check_manifest(path)
-        logger.info("manifest %s: %d utterances", path, count)
     hparams = checked_options(hparams)
     sorting = hparams["sorting"]
     caches = _feature_caches(hparams, manifests, compute_features)

@@ -30,7 +30,11 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_sparse.allocator import keep_freed_memory
 from speechbrain_sparse.asr.brain import TransformerASRBrain
-from speechbrain_sparse.asr.data import build_datasets, train_loader_options
+from speechbrain_sparse.asr.data import (
+    build_datasets,
+    check_manifests,
+    train_loader_options,
+)
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
@@ -40,6 +44,7 @@ from speechbrain_sparse.asr.sparse_finetuning import (
     select_and_attach_mask,
 )
 from speechbrain_sparse.errors import MissingInputError
+from speechbrain_sparse.fileio import check_writable
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +86,20 @@ def prepare_tokenizer(hparams):
 
 
 def check_prerequisites(hparams):
-    """Stops before any work when a stage's input model folders are missing.
+    """Stops before any work when a stage's inputs are missing or its output unwritable.
 
     Checks ``pretrained_dir`` (a model folder for stages with a ``pretrainer``,
     a Hugging Face directory otherwise) and ``finetuned_dir`` (the vanilla run
-    that ``diff`` masks compare with), so that a stage fails in its first
-    second, not after the corpus is built.
+    that ``diff`` masks compare with), and that ``output_folder`` and
+    ``model_export_dir`` can be written, so that a stage fails in its first
+    second, not after the corpus is built or the model trained.
 
     Raises
     ------
     MissingInputError
         Naming the key, the folder and what it lacks.
+    UserInputError
+        Naming the key of an output that cannot be written.
     """
     if "pretrainer" in hparams:
         check_model_folder(hparams["pretrained_dir"])
@@ -100,6 +108,9 @@ def check_prerequisites(hparams):
                                 "a folder (a Hugging Face model directory)")
     if hparams.get("finetuned_dir") is not None:
         check_model_folder(hparams["finetuned_dir"], "finetuned_dir", "vanilla")
+    for key in ("output_folder", "model_export_dir"):  # written after training
+        if hparams.get(key):
+            check_writable(hparams[key], key)
 
 
 def run_asr_experiment(hparams, run_opts):
@@ -119,6 +130,7 @@ def run_asr_experiment(hparams, run_opts):
         ``<output_folder>/results.json``.
     """
     hparams = checked_options(hparams)
+    check_manifests(hparams)  # before the tokenizer reads the text
     keep_freed_memory()
     tokenizer, tokenizer_file = prepare_tokenizer(hparams)
     train_set, valid_set, test_sets = build_datasets(

@@ -9,7 +9,10 @@ evaluated on identical inputs. The loss is SpeechBrain's ``ctc_loss`` with
 the ``<pad>`` blank over the real frames; decoding is the CTC best path,
 scored with ``ErrorRateStats`` (WER, CER). Checkpoints keep the lowest
 validation WER. Mask-aware training mixes in as for the Transformer ASR:
-:class:`MaskedHuggingFaceCTCBrain`.
+:class:`MaskedHuggingFaceCTCBrain`. A non-finite training loss stops the run
+naming the batch's utterances, as for every
+:class:`~speechbrain_sparse.asr.brain.ASRBrain` (stop, not skip: NaN never
+reaches the weights).
 
 Hyperparameters it reads: ``family``, ``epoch_counter``, ``train_logger``,
 ``output_folder``; optional ``lr_annealing`` (called with the optimizer after

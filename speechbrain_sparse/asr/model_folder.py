@@ -25,7 +25,7 @@ from pathlib import Path
 
 from speechbrain_sparse.asr.inference import write_inference_files
 from speechbrain_sparse.errors import MissingInputError
-from speechbrain_sparse.fileio import atomic_folder
+from speechbrain_sparse.fileio import atomic_folder, check_finite_file
 
 MODEL_FILES = ("model.ckpt", "normalizer.ckpt")
 
@@ -54,6 +54,11 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None,
     pathlib.Path
         The destination folder.
 
+    Raises
+    ------
+    speechbrain_sparse.fileio.NonFiniteTensorError
+        A model file holds NaN or inf (a failed run); nothing is written.
+
     Example
     -------
     >>> import types, torch, tempfile, pathlib
@@ -71,6 +76,9 @@ def export_model_folder(checkpoint, tokenizer_file, destination, info=None,
     >>> (out / "hyperparams.yaml").is_file(), (out / "tokenizer.ckpt").is_file()
     (True, True)
     """
+    for key in (name.split(".")[0] for name in MODEL_FILES):
+        if key in checkpoint.paramfiles:  # nothing is written from a failed run
+            check_finite_file(checkpoint.paramfiles[key])
     destination = Path(destination)
     with atomic_folder(destination) as staging:
         for name in MODEL_FILES:

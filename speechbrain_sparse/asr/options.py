@@ -3,7 +3,7 @@
 A recipe loads its YAML with :func:`load_stage_hparams`. It
 
 * applies the command-line overrides (an override that names no key of the
-  file is refused by hyperpyyaml, naming it);
+  file is an error naming it and the nearest key, :func:`load_yaml`);
 * refuses a top-level key that nothing uses: not read by the library
   (:data:`LIBRARY_KEYS`), not read by the recipe (its ``recipe_keys``) and not
   referenced (``<key>``) by another key of the file — so a misspelled key
@@ -25,9 +25,12 @@ Traceback (most recent call last):
 speechbrain_sparse.asr.options.ConfigError: decoding: must be one of ... not 'greedy'
 """
 
+import ast
+import difflib
 import re
 from pathlib import Path
 
+import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_sparse.errors import UserInputError
@@ -172,6 +175,83 @@ def unused_keys(yaml_text, hparams, recipe_keys=()):
     return [key for key in hparams if not key.startswith("__") and key not in known]
 
 
+def load_yaml(hparams_file, overrides=None):
+    """Loads a YAML with hyperpyyaml; what the user mistyped raises ConfigError.
+
+    An override that names no key of the file (``--densty``) and YAML that does
+    not parse (in the file or an override) are errors naming the file and the
+    key; any other error (a constructor that fails) keeps its traceback.
+
+    Arguments
+    ---------
+    hparams_file : str or Path
+        The YAML.
+    overrides : str or dict, optional
+        Command-line overrides (``sb.parse_arguments``' third value).
+
+    Returns
+    -------
+    dict
+        What ``load_hyperpyyaml`` returns.
+
+    Raises
+    ------
+    ConfigError
+        ``<file>: --<key>: no such key in the file (did you mean --<key>?)``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "stage.yaml"
+    >>> _ = path.write_text("density: 0.1\\nseed: 1\\n")
+    >>> load_yaml(path, {"seed": 2})
+    {'density': 0.1, 'seed': 2}
+    >>> try:
+    ...     load_yaml(path, "densty: 0.2")
+    ... except ConfigError as error:
+    ...     print(str(error).replace(str(path), "stage.yaml"))
+    stage.yaml: --densty: no such key in the file (did you mean --density?)
+    """
+    path = Path(hparams_file)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return load_hyperpyyaml(handle, overrides)
+    except KeyError as error:
+        found = UNKNOWN_OVERRIDE.fullmatch(str(error.args[0]) if error.args else "")
+        if found is None:
+            raise
+        key, keys = found.group(1), ast.literal_eval(found.group(2))
+        raise ConfigError(f"{path}: --{key}: {_unknown_override(key, keys)}") from None
+    except ruamel.yaml.YAMLError as error:
+        raise ConfigError(f"{path} (or an override): not valid YAML: "
+                          f"{_yaml_problem(error)}") from None
+
+
+UNKNOWN_OVERRIDE = re.compile(r"Override '(.+)' not found in: (\[.*\])", re.DOTALL)
+
+
+def _yaml_problem(error):
+    """A YAML parser error in one line: what is wrong and the line it is on."""
+    words = [getattr(error, name, None) for name in ("context", "problem")]
+    text = ", ".join(word for word in words if word) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    buffer = getattr(mark, "buffer", None)
+    lines = buffer.replace("\0", "").splitlines() if isinstance(buffer, str) else []
+    if mark is not None and mark.line < len(lines):
+        text += f", in: {lines[mark.line].strip()}"
+    return text
+
+
+def _unknown_override(key, keys):
+    """Why ``--key`` cannot be overridden, with the nearest key of the file."""
+    if key in OPTIONAL:
+        return (f"an optional key that the file does not set (default "
+                f"{OPTIONAL[key][0]!r}); add '{key}: ...' to the file to change it")
+    close = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean --{close[0]}?)" if close else ""
+    return f"no such key in the file{hint}"
+
+
 def load_stage_hparams(hparams_file, overrides=None, recipe_keys=()):
     """Loads a stage YAML, refuses unused keys, fills and checks the optional ones.
 
@@ -192,13 +272,12 @@ def load_stage_hparams(hparams_file, overrides=None, recipe_keys=()):
     Raises
     ------
     ConfigError
-        An unused (unknown or misspelled) key or a bad value, naming the file
-        and the key.
+        An unused (unknown or misspelled) key, an override of no key of the
+        file or a bad value, naming the file and the key.
     """
     path = Path(hparams_file)
     text = path.read_text(encoding="utf-8")
-    with open(path, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_yaml(path, overrides)
     unused = unused_keys(text, hparams, recipe_keys)
     if unused:
         raise ConfigError(

@@ -12,6 +12,7 @@ Example
 
 from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.masks import ParameterMask
 
 NAME = "combine"
@@ -38,6 +39,7 @@ def add_arguments(parser):
 
 def run(args):
     """Writes the combined mask; masks over different parameters raise UserError."""
+    check_writable(args.out, "--out")
     first = ParameterMask.load(args.first)
     second = ParameterMask.load(args.second)
     try:

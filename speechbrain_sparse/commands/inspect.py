@@ -9,6 +9,7 @@ The grid and the PNG come from :mod:`speechbrain_sparse.mask_plots`.
 
 from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.mask_plots import write_heatmap
 from speechbrain_sparse.masks import ParameterMask
 
@@ -47,6 +48,8 @@ def format_table(mask, other=None):
 
 def run(args):
     """Prints the report; writes the heatmap if asked."""
+    if args.heatmap:
+        check_writable(args.heatmap, "--heatmap")
     mask = ParameterMask.load(args.mask)
     other = ParameterMask.load(args.against) if args.against else None
     print(f"mask: {args.mask}")

@@ -18,6 +18,8 @@ Example
 """
 
 from speechbrain_sparse.commands import UserError
+from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import check_writable
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.scores import load_state_dict
 from speechbrain_sparse.selection import (
@@ -104,9 +106,14 @@ def build_strategy(args):
 
 def run(args):
     """Writes the mask to ``--out`` and prints a one-line summary."""
+    check_writable(args.out, "--out")
     strategy = build_strategy(args)
     pretrained = load_state_dict(args.pretrained, args.checkpoint_name)
-    mask = strategy.select(pretrained_state=pretrained)
+    try:
+        mask = strategy.select(pretrained_state=pretrained)
+    except UserInputError as error:  # e.g. checkpoints of two different models
+        files = [args.pretrained] + ([args.finetuned] if args.finetuned else [])
+        raise UserError(f"{' and '.join(files)}: {error}") from None
     mask.options["pretrained_checkpoint"] = str(args.pretrained)
     mask.save(args.out)
     print(

@@ -28,6 +28,11 @@ from pathlib import Path
 
 from speechbrain_sparse.commands import UserError
 from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.fileio import (
+    NonFiniteTensorError,
+    check_finite,
+    check_writable,
+)
 from speechbrain_sparse.pruning.obs import SALIENCIES
 
 NAME = "prune"
@@ -102,6 +107,7 @@ def _check_arguments(args):
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    check_writable(args.out, "--out")  # before minutes of calibration
 
 
 def run_obs(args):
@@ -116,6 +122,10 @@ def run_obs(args):
         pretrained = load_pretrained(args.model, args.device, args.nhead, args.arch)
     except UserInputError as error:
         raise UserError(f"--model: {error}") from None
+    try:  # a NaN model would only give a NaN pruned model, after calibration
+        check_finite(pretrained.model.state_dict(), f"--model {args.model}")
+    except NonFiniteTensorError as error:
+        raise UserError(str(error)) from None
     tokens = {}
     if pretrained.tokenizer is not None:
         tokens = {"tokenizer": pretrained.tokenizer,

@@ -8,9 +8,17 @@ Nothing here imports the rest of the package but the error types of
 * :mod:`~speechbrain_sparse.fileio.reading`: manifests, audio and JSON read
   with errors that name the file (:class:`ManifestError`);
 * :mod:`~speechbrain_sparse.fileio.records`: the versioned, checksummed record
-  format of mask files and sparse checkpoints.
+  format of mask files and sparse checkpoints;
+* :mod:`~speechbrain_sparse.fileio.guards`: checks made before writing (the
+  place takes files; no NaN or inf in a tensor, :class:`NonFiniteTensorError`).
 """
 
+from speechbrain_sparse.fileio.guards import (
+    NonFiniteTensorError,
+    check_finite,
+    check_finite_file,
+    check_writable,
+)
 from speechbrain_sparse.fileio.reading import (
     ManifestError,
     check_audio_file,
@@ -41,10 +49,14 @@ from speechbrain_sparse.fileio.writing import (
 
 __all__ = [
     "ManifestError",
+    "NonFiniteTensorError",
     "atomic_folder",
     "atomic_write",
     "check_audio_file",
+    "check_finite",
+    "check_finite_file",
     "check_sha256",
+    "check_writable",
     "dtype_from_name",
     "dtype_name",
     "load_record",

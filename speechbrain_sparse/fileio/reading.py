@@ -20,6 +20,7 @@ speechbrain_sparse.fileio.reading.ManifestError: ...bad.csv: missing column(s) .
 """
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -27,6 +28,9 @@ import soundfile
 import speechbrain as sb
 
 from speechbrain_sparse.errors import UserInputError
+
+#: How far (seconds) an audio file's length may be from its manifest's ``duration``.
+DURATION_TOLERANCE = 0.05
 
 
 class ManifestError(UserInputError):
@@ -51,22 +55,40 @@ def read_manifest(csv_path, required=("ID", "duration", "wav")):
     Raises
     ------
     ManifestError
-        If the file is missing, lacks a required column or has a ``duration``
-        that is not a number (naming the row).
+        If the file is missing, is not UTF-8 text (naming the row and column),
+        lacks a required column, lists an ``ID`` twice (naming both rows) or has
+        a ``duration`` that is not a number (naming the row).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.csv"
+    >>> _ = path.write_bytes(b"ID,duration,wav\\nu1,1,a.wav\\nu2,1,b\\xe9.wav\\n")
+    >>> def problem(path):
+    ...     try:
+    ...         read_manifest(path)
+    ...     except ManifestError as error:
+    ...         return str(error).replace(str(path), "m.csv")
+    >>> problem(path)
+    "m.csv, row 2 (ID 'u2'): column 'wav' is not UTF-8 text: b'b\\\\xe9.wav' (save ...)"
+    >>> _ = path.write_text("ID,duration,wav\\nu1,1,a.wav\\nu1,1,b.wav\\n")
+    >>> problem(path)
+    "m.csv: ID 'u1' is listed twice, in rows 1 and 2"
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise ManifestError(f"{csv_path}: manifest not found")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        found = reader.fieldnames or []
-        missing = [column for column in required if column not in found]
-        if missing:
-            raise ManifestError(
-                f"{csv_path}: missing column(s) {', '.join(missing)} "
-                f"(found: {', '.join(found)})"
-            )
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(_utf8_text(csv_path), newline=""))
+    found = reader.fieldnames or []
+    missing = [column for column in required if column not in found]
+    if missing:
+        raise ManifestError(
+            f"{csv_path}: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(found)})"
+        )
+    rows = list(reader)
+    if "ID" in found:
+        _check_unique_ids(csv_path, rows)
     if "duration" in found:
         for number, row in enumerate(rows, start=1):
             try:
@@ -77,6 +99,52 @@ def read_manifest(csv_path, required=("ID", "duration", "wav")):
                     f"a number: {row['duration']!r}"
                 ) from None
     return rows
+
+
+def _utf8_text(csv_path):
+    """The file's text; bytes that are not UTF-8 raise, naming row and column."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # find the place: undecodable bytes become lone surrogates, which cannot be encoded
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader)
+    for column, name in enumerate(header):
+        if not _is_utf8(name):
+            raise ManifestError(f"{csv_path}: header column {column + 1} is not "
+                                f"UTF-8 text: {_raw(name)!r}")
+    for number, values in enumerate(reader, start=1):
+        row = dict(zip(header, values))
+        for name, value in row.items():
+            if not _is_utf8(value):
+                raise ManifestError(
+                    f"{row_place(csv_path, number, row)}: column {name!r} is not "
+                    f"UTF-8 text: {_raw(value)!r} (save the file as UTF-8)")
+    raise ManifestError(f"{csv_path}: not UTF-8 text")
+
+
+def _is_utf8(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raw(text):
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def _check_unique_ids(csv_path, rows):
+    first_row = {}
+    for number, row in enumerate(rows, start=1):
+        first = first_row.setdefault(row["ID"], number)
+        if first != number:
+            raise ManifestError(f"{csv_path}: ID {row['ID']!r} is listed twice, in "
+                                f"rows {first} and {number}")
 
 
 def row_place(csv_path, number, row):
@@ -90,8 +158,14 @@ def row_place(csv_path, number, row):
     return f"{csv_path}, row {number} (ID {row.get('ID')!r})"
 
 
-def check_audio_file(wav_path, where=None):
-    """Raises ManifestError if ``wav_path`` is missing or its header unreadable.
+def check_audio_file(wav_path, where=None, sample_rate=None, duration=None,
+                     tolerance=DURATION_TOLERANCE):
+    """Raises ManifestError if ``wav_path`` cannot be trained on; reads the header only.
+
+    The file must exist, have a readable header and at least one sample; with
+    ``sample_rate`` it must be mono at that rate, and with ``duration`` (the
+    manifest's column) it must last that long within ``tolerance`` seconds
+    (a truncated file, or a manifest written for other audio, does not).
 
     Arguments
     ---------
@@ -99,21 +173,57 @@ def check_audio_file(wav_path, where=None):
         The audio file.
     where : str, optional
         Prefix of the message (e.g. :func:`row_place`).
+    sample_rate : int, optional
+        The rate the recipe reads (Hz); also requires one channel.
+    duration : float, optional
+        The manifest's ``duration`` (seconds).
+    tolerance : float
+        How far (seconds) the file's length may be from ``duration``.
 
     Returns
     -------
     soundfile._SoundFileInfo
         The file's header (``samplerate``, ``frames``, ...).
+
+    Example
+    -------
+    >>> import tempfile, pathlib, numpy
+    >>> wav = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
+    >>> soundfile.write(wav, numpy.zeros(8000, dtype="int16"), 8000)
+    >>> def problem(**checks):
+    ...     try:
+    ...         check_audio_file(wav, "m.csv, row 1", **checks)
+    ...     except ManifestError as error:
+    ...         return str(error).replace(str(wav), "a.wav")
+    >>> problem(sample_rate=16000)
+    'm.csv, row 1: audio a.wav is sampled at 8000 Hz, not 16000 Hz'
+    >>> problem(duration=1.48)
+    "m.csv, row 1: audio a.wav lasts 1.000 s, but column 'duration' says 1.48 s (...)"
     """
     prefix = f"{where}: " if where else ""
     if not Path(wav_path).is_file():
         raise ManifestError(f"{prefix}audio file not found: {wav_path}")
     try:
-        return soundfile.info(str(wav_path))
+        info = soundfile.info(str(wav_path))
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise ManifestError(
             f"{prefix}cannot read audio {wav_path}: {error}"
         ) from None
+    problem = None
+    if info.frames <= 0:
+        problem = "has no samples"
+    elif sample_rate is not None and info.samplerate != sample_rate:
+        problem = f"is sampled at {info.samplerate} Hz, not {sample_rate} Hz"
+    elif sample_rate is not None and info.channels != 1:
+        problem = f"has {info.channels} channels, not 1 (mono)"
+    elif duration is not None:
+        seconds = info.frames / info.samplerate
+        if abs(seconds - duration) > tolerance:
+            problem = (f"lasts {seconds:.3f} s, but column 'duration' says "
+                       f"{duration} s (truncated, or another file?)")
+    if problem:
+        raise ManifestError(f"{prefix}audio {wav_path} {problem}")
+    return info
 
 
 def read_audio_checked(wav_path):

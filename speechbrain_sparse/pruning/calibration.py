@@ -37,13 +37,16 @@ import logging
 import random
 import time
 
-import soundfile
 import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_sparse.errors import UserInputError
-from speechbrain_sparse.fileio import read_audio_checked, read_manifest
+from speechbrain_sparse.fileio import (
+    check_audio_file,
+    read_audio_checked,
+    read_manifest,
+)
 from speechbrain_sparse.pruning.hessian import HessianAccumulator
 
 logger = logging.getLogger(__name__)
@@ -323,13 +326,12 @@ def load_calibration_batches(csv_path, num_utterances=None, batch_size=8, seed=0
     if not rows:
         raise UserInputError(f"{csv_path}: no calibration utterance left")
     rows.sort(key=lambda row: row["duration"])
+    for row in rows:  # every header first: a bad file stops before any decoding
+        check_audio_file(row["wav"], f"{csv_path} (ID {row['ID']!r})", sample_rate,
+                         row["duration"])
     examples = []
     for row in rows:
         example = {"id": row["ID"], "sig": read_audio_checked(row["wav"])}
-        rate = soundfile.info(row["wav"]).samplerate
-        if rate != sample_rate:
-            raise UserInputError(f"{csv_path}: {row['wav']} is sampled at {rate} Hz, "
-                                 f"not {sample_rate} Hz")
         if tokenizer is not None:
             tokens = tokenizer.encode_as_ids(row["wrd"])
             example["tokens_bos"] = torch.LongTensor([bos_index] + tokens)

@@ -39,7 +39,7 @@ import torch
 import yaml
 
 from speechbrain_sparse.errors import MissingInputError, UserInputError
-from speechbrain_sparse.fileio import atomic_folder
+from speechbrain_sparse.fileio import atomic_folder, check_finite
 from speechbrain_sparse.pruning.model_families import (
     HuggingFaceSSLFamily,
     TransformerASRFamily,
@@ -113,7 +113,13 @@ class PretrainedModel:
         -------
         Path
             The destination.
+
+        Raises
+        ------
+        speechbrain_sparse.fileio.NonFiniteTensorError
+            The model holds NaN or inf (a failed run); nothing is written.
         """
+        check_finite(self.model.state_dict(), f"{destination}: the model")
         destination = Path(destination)
         with atomic_folder(destination) as staging:
             if self.kind == "huggingface":

@@ -30,12 +30,14 @@ Authors
 """
 
 import collections
+import os
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from speechbrain_sparse.fileio import (
+    check_finite,
     check_sha256,
     load_record,
     pack_bits,
@@ -70,6 +72,11 @@ def save_sparse_checkpoint(state_dict, path, masks=None, min_sparsity=None):
         is smaller than the dense tensor, i.e. sparsity > 1 / (8 · itemsize)
         (3.1 % for fp32).
 
+    Raises
+    ------
+    speechbrain_sparse.fileio.NonFiniteTensorError
+        A tensor holds NaN or inf (a failed run); nothing is written.
+
     Example
     -------
     >>> import tempfile, os
@@ -79,6 +86,7 @@ def save_sparse_checkpoint(state_dict, path, masks=None, min_sparsity=None):
     tensor([[0., 2.],
             [0., 0.]])
     """
+    check_finite(state_dict, os.fspath(path))  # nothing is written from a failed run
     records, payload = [], {}
     for name, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):

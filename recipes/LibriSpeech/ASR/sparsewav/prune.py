@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from librispeech_prepare import prepare_librispeech
 
+from speechbrain_sparse.asr.options import load_yaml
 from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
 from speechbrain_sparse.pruning.pretrained import load_huggingface
@@ -50,8 +50,7 @@ def calibration_manifest(hparams):
 def main(argv):
     """Prunes the model; returns the path of the pruned model folder."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+    hparams = load_yaml(hparams_file, overrides)  # a mistyped key: one line
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
