@@ -3,9 +3,9 @@
 Every file is written under a temporary name in its destination's folder and
 moved into place with ``os.replace`` (a rename); when writing fails, the
 temporary file is removed and an existing file under the final name is left as
-it was. Files and folders get the permissions the user's umask gives (``0644``
-and ``0755`` with the usual ``022``), as ``open`` and ``mkdir`` would. :func:`atomic_folder` and :func:`replace_folder` do the same for a
-whole folder.
+it was. :func:`atomic_folder` and :func:`replace_folder` do the same for a
+whole folder. Files and folders get the permissions the user's umask gives
+(``0644`` and ``0755`` with the usual ``022``), as ``open`` and ``mkdir`` do.
 
 Example
 -------
