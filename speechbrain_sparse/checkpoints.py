@@ -13,8 +13,10 @@ in it is truncated.
 
 It also checkpoints the random-number states
 (:class:`~speechbrain_sparse.rng_state.RNGState`, recoverable ``rng_state``)
-so that a resumed run, from an end-of-epoch or an intra-epoch checkpoint, draws
-what the uninterrupted run drew.
+and, next to every DataLoader SpeechBrain adds, the state of its samplers
+(:class:`~speechbrain_sparse.rng_state.SamplerState`, ``<loader>-sampler``),
+so that a resumed run, from an end-of-epoch or an intra-epoch checkpoint, sees
+the batches and draws the numbers the uninterrupted run did.
 
 Example
 -------
@@ -34,11 +36,12 @@ import os
 import zipfile
 
 import yaml
+from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechbrain.utils.checkpoints import METAFNAME, Checkpointer
 from speechbrain.utils.distributed import if_main_process
 
 from speechbrain_sparse.fileio import write_json_atomic
-from speechbrain_sparse.rng_state import RNGState
+from speechbrain_sparse.rng_state import RNGState, SamplerState
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,14 @@ class ResumableCheckpointer(Checkpointer):
         if "rng_state" not in self.recoverables:
             self.add_recoverable("rng_state", RNGState(), optional_load=True)
         self._reported = set()
+
+    def add_recoverable(self, name, obj, *args, **kwargs):
+        """SpeechBrain's ``add_recoverable``; a ``SaveableDataLoader`` brings
+        the state of its samplers along (``<name>-sampler``, optional)."""
+        super().add_recoverable(name, obj, *args, **kwargs)
+        if isinstance(obj, SaveableDataLoader):
+            super().add_recoverable(f"{name}-sampler", SamplerState(obj),
+                                    optional_load=True)
 
     def save_checkpoint(self, meta=None, end_of_epoch=True, name=None,
                         verbosity=logging.INFO):

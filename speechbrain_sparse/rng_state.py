@@ -6,8 +6,12 @@ them on recovery; under DDP every rank's state is kept (gathered to the main
 process) and each rank gets its own back. SpeechBrain's samplers
 (``ReproducibleRandomSampler``, ``DynamicBatchSampler``) draw from their own
 generators seeded with ``seed + epoch``, and ``SaveableDataLoader`` checkpoints
-its position in the epoch, so with these states restored a resumed run draws
-the same dropout masks as an uninterrupted one.
+its position in the epoch; but without DDP nothing calls ``set_epoch`` on a
+sampler the recipe passes in, and ``DynamicBatchSampler`` reshuffles its batches
+at the end of each pass, so the order of an epoch depends on how many passes
+the sampler object made. :class:`SamplerState` checkpoints that (the epoch and
+the batch list of the loader's samplers). With both restored a resumed run sees
+the same batches and draws the same dropout masks as an uninterrupted one.
 
 An intra-epoch checkpoint needs one more step: when training resumes in the
 middle of an epoch, creating the DataLoader iterator draws its base seed from
@@ -169,3 +173,72 @@ class RNGState:
             return fit_batch(batch)
 
         brain.fit_batch = restore_then_fit
+
+
+SAMPLER_FIELDS = ("epoch", "_epoch", "_batches")
+
+
+def loader_samplers(loader):
+    """The samplers of ``loader``: its batch sampler and sampler, and what they wrap."""
+    found = []
+    for sampler in (loader.batch_sampler, loader.sampler):
+        while sampler is not None and all(sampler is not seen for seen in found):
+            found.append(sampler)
+            sampler = getattr(sampler, "sampler", None)
+    return found
+
+
+@register_checkpoint_hooks
+class SamplerState:
+    """A checkpoint recoverable for the state of a DataLoader's samplers.
+
+    Saves ``epoch`` / ``_epoch`` and ``_batches`` (``DynamicBatchSampler``'s
+    batches of the current pass) of every sampler of the loader, and sets them
+    back on recovery, before the loader makes its next iterator.
+
+    Arguments
+    ---------
+    loader : torch.utils.data.DataLoader
+        The training loader (SpeechBrain's ``SaveableDataLoader``).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> from speechbrain.dataio.sampler import ReproducibleRandomSampler
+    >>> data = list(range(6))
+    >>> sampler = ReproducibleRandomSampler(data, seed=1)
+    >>> loader = torch.utils.data.DataLoader(data, sampler=sampler)
+    >>> sampler.set_epoch(3)
+    >>> path = os.path.join(tempfile.mkdtemp(), "sampler.ckpt")
+    >>> SamplerState(loader).save(path)
+    >>> sampler.set_epoch(0)
+    >>> SamplerState(loader).load(path, end_of_epoch=False)
+    >>> sampler.epoch
+    3
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    @mark_as_saver
+    def save(self, path):
+        """Writes the samplers' classes and fields to ``path``."""
+        torch.save([
+            {"class": type(sampler).__name__,
+             **{name: getattr(sampler, name) for name in SAMPLER_FIELDS
+                if hasattr(sampler, name)}}
+            for sampler in loader_samplers(self.loader)
+        ], path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch):
+        """Sets the saved fields back (samplers matched by position and class)."""
+        del end_of_epoch  # the state is that of the next batch either way
+        saved = torch.load(path, weights_only=True)
+        samplers = loader_samplers(self.loader)
+        if [type(s).__name__ for s in samplers] != [s["class"] for s in saved]:
+            return  # another data setup: nothing to restore
+        for sampler, fields in zip(samplers, saved):
+            for name in SAMPLER_FIELDS:
+                if name in fields:
+                    setattr(sampler, name, fields[name])
