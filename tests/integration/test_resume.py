@@ -25,8 +25,9 @@ class Killed(Exception):
     """Stands for kill -9."""
 
 
+@pytest.mark.slow  # ~1 min on 2 cores; test_checkpoints.py runs a toy Brain fast
 def test_a_killed_stage_resumes_bit_identical_with_dropout(
-    micro_corpus, tmp_path, monkeypatch, caplog
+    micro_corpus, tmp_path, monkeypatch
 ):
     run_stage("pretrain_tiny.yaml", tmp_path / "once", micro_corpus, *RESUMABLE)
 
