@@ -106,7 +106,6 @@ def _distributed():
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-@register_checkpoint_hooks
 class RNGState:
     """A checkpoint recoverable holding the random-number states (see module doc).
 
@@ -173,6 +172,10 @@ class RNGState:
             return fit_batch(batch)
 
         brain.fit_batch = restore_then_fit
+
+
+# Every rank runs the saver: it gathers the states of all ranks.
+register_checkpoint_hooks(RNGState, save_on_main_only=False)
 
 
 SAMPLER_FIELDS = ("epoch", "_epoch", "_batches")
