@@ -76,8 +76,8 @@ def set_rng_states(states):
     Arguments
     ---------
     states : dict
-        From :func:`current_rng_states`; a CUDA state is restored only where
-        CUDA is available.
+        From :func:`current_rng_states`; CUDA states are restored only where
+        CUDA is available, for the devices there are.
 
     Example
     -------
@@ -99,7 +99,8 @@ def set_rng_states(states):
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        for index, state in enumerate(states["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
 
 
 def _distributed():
