@@ -260,7 +260,7 @@ lr_annealing: !new:speechbrain.nnet.schedulers.NoamScheduler
 epoch_counter: !new:speechbrain.utils.epoch_loop.EpochCounter
     limit: !ref <number_of_epochs>
 
-checkpointer: !new:speechbrain.utils.checkpoints.Checkpointer
+checkpointer: !new:speechbrain_sparse.checkpoints.ResumableCheckpointer
     checkpoints_dir: !ref <save_folder>
     recoverables:
         model: !ref <model>
@@ -309,7 +309,7 @@ opt_class: !name:speechbrain_sparse.masked_adamw.MaskedAdamW
 epoch_counter: !new:speechbrain.utils.epoch_loop.EpochCounter
     limit: !ref <number_of_epochs>
 
-checkpointer: !new:speechbrain.utils.checkpoints.Checkpointer
+checkpointer: !new:speechbrain_sparse.checkpoints.ResumableCheckpointer
     checkpoints_dir: !ref <save_folder>
     recoverables:
         model: !ref <model>

@@ -31,7 +31,6 @@ import logging
 import os
 
 import speechbrain as sb
-from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_sparse.asr.ctc_characters import CharacterCTCTokenizer
 from speechbrain_sparse.asr.data import (
@@ -45,6 +44,7 @@ from speechbrain_sparse.asr.hf_ctc_brain import (
 )
 from speechbrain_sparse.asr.options import checked_options
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
+from speechbrain_sparse.checkpoints import ResumableCheckpointer
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.model_families import HuggingFaceSSLFamily
 from speechbrain_sparse.pruning.pretrained import PretrainedModel, load_huggingface
@@ -157,7 +157,8 @@ def run_ctc_experiment(hparams, run_opts):
     recoverables = {"model": model, "counter": counter}
     if hparams["lr_annealing"] is not None:
         recoverables["lr_annealing"] = hparams["lr_annealing"]
-    checkpointer = Checkpointer(hparams["save_folder"], recoverables=recoverables)
+    checkpointer = ResumableCheckpointer(hparams["save_folder"],
+                                         recoverables=recoverables)
     pruning = hparams.get("prune_sparsities") is not None
     brain_class = MaskedHuggingFaceCTCBrain if pruning else HuggingFaceCTCBrain
     brain = brain_class(modules={"model": model}, opt_class=hparams["opt_class"],

@@ -25,8 +25,9 @@ sparsity, fine-tuned for ``number_of_epochs`` epochs with the mask in
 next sparsity with the existing zeros kept (``must_prune``), and so on.
 ``number_of_epochs: 0`` gives the one-shot pruned model, evaluated as is.
 
-Each round ``r`` has its own :class:`~speechbrain.utils.checkpoints.Checkpointer`
-on ``<save_folder>/round<r>`` (the YAML checkpointer's recoverables, the mask
+Each round ``r`` has its own
+:class:`~speechbrain_sparse.checkpoints.ResumableCheckpointer` on
+``<save_folder>/round<r>`` (the YAML checkpointer's recoverables, the mask
 enforcer added by the round, so a round never recovers the mask of another)
 and its own :class:`~speechbrain.utils.epoch_loop.EpochCounter`, which counts
 on from the epochs of the earlier rounds and stops at the end of the round;
@@ -61,11 +62,11 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
 from speechbrain_sparse.asr.data import train_loader_options
 from speechbrain_sparse.asr.options import checked_options
+from speechbrain_sparse.checkpoints import ResumableCheckpointer
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.pruning.calibration import load_calibration_batches
@@ -276,7 +277,8 @@ def prune_and_finetune(brain, hparams, train_set, valid_set, pruner, sparsities,
 
 
 def round_checkpointer(checkpointer, folder, counter, round_counter):
-    """A new :class:`Checkpointer` on ``folder`` with ``checkpointer``'s recoverables.
+    """A new :class:`ResumableCheckpointer` on ``folder`` with ``checkpointer``'s
+    recoverables.
 
     Each recoverable keeps its name, hooks and optional flag; ``counter`` (the
     YAML's epoch counter) is replaced by ``round_counter``, or added as
@@ -286,7 +288,8 @@ def round_checkpointer(checkpointer, folder, counter, round_counter):
     -------
     >>> import tempfile
     >>> model, counter, rounds = torch.nn.Linear(2, 2), EpochCounter(2), EpochCounter(4)
-    >>> base = Checkpointer(tempfile.mkdtemp(), {"model": model, "counter": counter})
+    >>> base = ResumableCheckpointer(tempfile.mkdtemp(),
+    ...                              {"model": model, "counter": counter})
     >>> new = round_checkpointer(base, tempfile.mkdtemp(), counter, rounds)
     >>> new.recoverables["model"] is model, new.recoverables["counter"] is rounds
     (True, True)
@@ -295,7 +298,8 @@ def round_checkpointer(checkpointer, folder, counter, round_counter):
                     for name, obj in checkpointer.recoverables.items()}
     if round_counter not in recoverables.values():
         recoverables["counter"] = round_counter
-    result = Checkpointer(folder, allow_partial_load=checkpointer.allow_partial_load)
+    result = ResumableCheckpointer(folder,
+                                   allow_partial_load=checkpointer.allow_partial_load)
     for name, obj in recoverables.items():
         result.add_recoverable(
             name, obj, custom_load_hook=checkpointer.custom_load_hooks.get(name),

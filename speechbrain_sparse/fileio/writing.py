@@ -4,7 +4,8 @@ Every file is written under a temporary name in its destination's folder and
 moved into place with ``os.replace`` (a rename); when writing fails, the
 temporary file is removed and an existing file under the final name is left as
 it was. :func:`atomic_folder` and :func:`replace_folder` do the same for a
-whole folder.
+whole folder. Files and folders get the permissions the user's umask gives
+(``0644`` and ``0755`` with the usual ``022``), as ``open`` and ``mkdir`` do.
 
 Example
 -------
@@ -24,8 +25,8 @@ import contextlib
 import csv
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -175,7 +176,8 @@ def atomic_folder(destination):
     Yields
     ------
     pathlib.Path
-        The staging folder (mode 0755).
+        The staging folder (mode ``0o777`` less the user's umask, as
+        ``mkdir`` makes it).
 
     Example
     -------
@@ -188,10 +190,8 @@ def atomic_folder(destination):
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
-    )
-    os.chmod(staging, 0o755)  # mkdtemp makes it private
+    staging = destination.with_name(f".{destination.name}.{secrets.token_hex(8)}")
+    staging.mkdir()  # mode 0777 less the umask (mkdtemp's 0700 hid it from others)
     try:
         yield staging
         replace_folder(staging, destination)

@@ -1,5 +1,8 @@
 """The ground-floor file helpers: atomic writes, manifest reading, records."""
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -32,6 +35,29 @@ def test_a_failed_folder_keeps_the_old_folder(tmp_path):
         raise RuntimeError("crash")
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize("umask, file_mode, folder_mode",
+                         [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_files_and_folders_get_the_users_umask(tmp_path, umask, file_mode,
+                                               folder_mode):
+    from speechbrain_sparse.masks import ParameterMask
+
+    mask = ParameterMask({"w": torch.tensor([True, False])})
+    previous = os.umask(umask)
+    try:
+        mask.save(tmp_path / "mask.pt")
+        with atomic_folder(tmp_path / "model") as staging:
+            write_text_atomic(staging / "info.txt", "x")
+    finally:
+        os.umask(previous)
+
+    def mode(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    assert mode(tmp_path / "mask.pt") == file_mode
+    assert mode(tmp_path / "model") == folder_mode
+    assert mode(tmp_path / "model" / "info.txt") == file_mode
 
 
 def test_manifest_errors_name_file_row_and_column(tmp_path):

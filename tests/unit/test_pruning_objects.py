@@ -18,6 +18,7 @@ from speechbrain_sparse.asr.pruning_stage import (
     pruning_settings,
     round_checkpointer,
 )
+from speechbrain_sparse.checkpoints import ResumableCheckpointer
 from speechbrain_sparse.pruning.magnitude import MagnitudePruner
 from speechbrain_sparse.pruning.mixed_sparsity import MixedSparsity
 from speechbrain_sparse.pruning.obs import pruned_count
@@ -113,6 +114,7 @@ def test_a_round_checkpointer_has_the_recoverables_of_the_yaml_one(tmp_path):
     rounds.current = 3
     checkpointer = round_checkpointer(base, tmp_path / "save" / "round1", counter,
                                       rounds)
+    assert isinstance(checkpointer, ResumableCheckpointer)  # skips half-saved ones
     assert checkpointer.checkpoints_dir == tmp_path / "save" / "round1"
     assert base.checkpoints_dir == tmp_path / "save"  # the YAML's one is unchanged
     assert checkpointer.recoverables["model"] is model
