@@ -117,6 +117,26 @@ class ASRBrain(sb.Brain):
 
     checkpoint_key = {"max_key": "ACC"}
 
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-",
+                        **loader_kwargs):
+        """SpeechBrain's, and a training sampler passed in gets ``set_epoch``.
+
+        ``Brain.fit`` calls ``set_epoch`` on ``self.train_sampler`` before each
+        epoch, but sets that attribute only for samplers it builds itself or
+        wraps for DDP. The recipes pass their own (``sorting: random`` or
+        ``bucketed``, :func:`speechbrain_sparse.asr.data.train_loader_options`),
+        so without this every epoch of a single-process run would see the same
+        order.
+        """
+        loader = super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+        if stage == sb.Stage.TRAIN and self.train_sampler is None:
+            for key in ("batch_sampler", "sampler"):
+                sampler = loader_kwargs.get(key)
+                if hasattr(sampler, "set_epoch"):
+                    self.train_sampler = sampler
+                    break
+        return loader
+
     def on_fit_batch_start(self, batch, should_step):
         """Remembers the batch's utterance IDs for :meth:`check_loss_isfinite`."""
         self.batch_ids = list(getattr(batch, "id", []))

@@ -175,3 +175,32 @@ def test_keep_freed_memory_applies_on_glibc():
 
     applied = keep_freed_memory()
     assert applied == (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("sorting", ["random", "bucketed"])
+def test_brain_fit_gives_each_epoch_its_own_order(tmp_path, sorting):
+    """Through ``Brain.fit`` (no manual ``set_epoch``), as the recipes train."""
+    from speechbrain_sparse.asr.brain import ASRBrain
+
+    class Recorder(ASRBrain):
+        def compute_forward(self, batch, stage):
+            self.seen.setdefault(self.hparams.epoch_counter.current, []).extend(
+                batch.id)
+            return self.modules.lin.weight.sum()
+
+        def compute_objectives(self, predictions, batch, stage):
+            return predictions ** 2
+
+    dataset = build_dataset(write_manifest(tmp_path), CharTokenizer(), HPARAMS)
+    hparams = {**HPARAMS, "sorting": sorting, "max_batch_duration": 2.0,
+               "num_buckets": 3, "epoch_counter": sb.utils.epoch_loop.EpochCounter(3),
+               "lr_annealing": None}
+    brain = Recorder({"lin": torch.nn.Linear(1, 1)},
+                     lambda params: torch.optim.SGD(params, 0.0), hparams=hparams,
+                     run_opts={"device": "cpu", "noprogressbar": True})
+    brain.seen = {}
+    brain.fit(brain.hparams.epoch_counter, dataset,
+              train_loader_kwargs=train_loader_options(hparams, dataset))
+    orders = [brain.seen[epoch] for epoch in (1, 2, 3)]
+    assert all(sorted(order) == sorted(dataset.data_ids) for order in orders)
+    assert orders[0] != orders[1] and orders[1] != orders[2]
