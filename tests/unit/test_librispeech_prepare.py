@@ -109,3 +109,57 @@ def test_missing_split_folder(tmp_path):
     with pytest.raises(ValueError, match="not among splits"):
         prepare.prepare_librispeech(data, tmp_path / "out", splits=["dev-clean"],
                                     merge_splits=["test-clean"])
+
+
+SUBSET_CORPUS = {"train-other-500": {  # 10 utterances of 1 s, 0.5 s, 1 s, ...
+    "20": {"1000": [(f"{i:04d}", 16000 if i % 2 == 0 else 8000, f"WORD NUMBER {i}")
+                    for i in range(6)]},
+    "30": {"2000": [(f"{i:04d}", 16000 if i % 2 == 0 else 8000, f"WORD NUMBER {i}")
+                    for i in range(4)]},
+}}
+
+
+def test_an_hours_subset_is_deterministic_and_within_the_budget(tmp_path):
+    data = write_corpus(tmp_path / "LibriSpeech", SUBSET_CORPUS)
+    budget = 4.0 / 3600  # four seconds of the 7.5 s split
+    paths = prepare.prepare_librispeech(data, tmp_path / "a",
+                                        splits=["train-other-500"],
+                                        merge_splits=["train-other-500"],
+                                        max_hours=budget, seed=3)
+    assert paths["train-other-500"].name == f"train-other-500_{budget:g}h.csv"
+    rows = read_rows(paths["train-other-500"])
+    assert 3.0 < sum(float(r["duration"]) for r in rows) <= 4.0
+    every = [r["ID"] for r in read_rows(
+        prepare.prepare_librispeech(data, tmp_path / "all",
+                                    splits=["train-other-500"])["train-other-500"])]
+    ids = [r["ID"] for r in rows]
+    assert ids == [i for i in every if i in ids]  # corpus order
+    assert read_rows(paths["train"]) == rows  # the merged CSV holds the subset
+    # the same seed draws the same subset; a larger budget keeps it
+    again = prepare.prepare_librispeech(data, tmp_path / "b",
+                                        splits=["train-other-500"],
+                                        max_hours=budget, seed=3)
+    assert read_rows(again["train-other-500"]) == rows
+    larger = prepare.prepare_librispeech(data, tmp_path / "b",
+                                         splits=["train-other-500"],
+                                         max_hours=2 * budget, seed=3)
+    assert set(ids) < {r["ID"] for r in read_rows(larger["train-other-500"])}
+    other_seeds = {tuple(r["ID"] for r in read_rows(prepare.prepare_librispeech(
+        data, tmp_path / f"seed{seed}", splits=["train-other-500"],
+        max_hours=budget, seed=seed)["train-other-500"])) for seed in range(4)}
+    assert len(other_seeds) > 1
+    # a budget above the split keeps all of it
+    everything = prepare.prepare_librispeech(data, tmp_path / "c",
+                                             splits=["train-other-500"], max_hours=1.0)
+    assert [r["ID"] for r in read_rows(everything["train-other-500"])] == every
+
+
+def test_an_hours_subset_that_holds_nothing_is_an_error(tmp_path):
+    data = write_corpus(tmp_path / "LibriSpeech", SUBSET_CORPUS)
+    with pytest.raises(ValueError, match=r"train-other-500: max_hours=.* holds no "
+                                         r"utterance .* the shortest is 0.5 s"):
+        prepare.prepare_librispeech(data, tmp_path / "out", splits=["train-other-500"],
+                                    max_hours=0.1 / 3600)
+    with pytest.raises(ValueError, match="max_hours must be a positive number"):
+        prepare.prepare_librispeech(data, tmp_path / "out", splits=["train-other-500"],
+                                    max_hours=0)
