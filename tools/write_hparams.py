@@ -120,6 +120,54 @@ test_csvs: !apply:speechbrain_sparse.data.manifests.split_manifests
 feature_cache_folder: !ref <manifest_folder>/features  # Fbank once per manifest; null: per batch
 """
 
+# LibriSpeech (README.md of its recipe): "clean" -> "other" as source -> target
+LIBRISPEECH_DATA = """\
+# ---- data (README.md): LibriSpeech (OpenSLR 12); the source domain is its ----
+# ---- "clean" speakers, the target a few hours of its "other" speakers    ----
+data_folder: corpora/LibriSpeech         # holds train-clean-100/, dev-clean/, ...
+manifest_folder: results/librispeech/manifests
+source_dialect: clean                    # pretrained on pretrain_splits
+target_dialects: [other]                 # fine-tuned on a subset of finetune_split
+dialect: {dialect}
+pretrain_splits: [train-clean-100]       # [train-clean-100, train-clean-360]: 460 h
+finetune_split: train-other-500
+finetune_hours: 10.0                     # at most this much of finetune_split
+subset_seed: 0                           # which utterances make up those hours
+valid_split: !ref dev-<dialect>          # dev-clean (pretraining), dev-other (fine-tuning)
+max_duration: null                       # none left out: the dev and test sets whole
+
+# ---- manifests (written by train.py with librispeech_prepare.py) ----
+source_manifests: !ref <manifest_folder>/source  # pretrain_splits, merged into train.csv
+target_manifests: !ref <manifest_folder>/<finetune_split>_<finetune_hours>h_seed<subset_seed>
+eval_manifests: !ref <manifest_folder>/eval  # the dev and test sets
+train_csv: !ref <{role}_manifests>/train.csv
+valid_csv: !ref <eval_manifests>/<valid_split>.csv
+test_csvs:                               # every stage is tested on the four sets
+    dev-clean: !ref <eval_manifests>/dev-clean.csv
+    test-clean: !ref <eval_manifests>/test-clean.csv
+    dev-other: !ref <eval_manifests>/dev-other.csv
+    test-other: !ref <eval_manifests>/test-other.csv
+feature_cache_folder: !ref <manifest_folder>/features  # Fbank once per manifest; null: per batch
+"""
+
+LIBRISPEECH = {
+    "folder": ROOT / "recipes" / "LibriSpeech" / "ASR" / "transformer" / "hparams",
+    "sizes": ("small", "large"),
+    "data": LIBRISPEECH_DATA,
+    "results": "results/librispeech",
+    "source": "clean",
+    "pretrain_eval": "",  # the data block names its test sets
+    "target": "other                           # the target domain fine-tuned on",
+    "example_target": "other",
+    "finetune_example": " --data_folder /data/LibriSpeech",
+    # SpeechBrain's LibriSpeech Transformer recipes use 5000 unigram units
+    "vocab_size": {size: "5000                         # as SpeechBrain's LibriSpeech "
+                         "Transformer (README.md)" for size in ("small", "large")},
+    "about": "# LibriSpeech: pretrained on train-clean-100 (clean), fine-tuned on a\n"
+             "# 10 h subset of train-other-500 (other); tested on dev/test-clean/other.\n",
+    "prune_obs": False,
+}
+
 DATASETS = {
     "Synthetic": {
         "folder": ROOT / "recipes" / "Synthetic" / "ASR" / "transformer" / "hparams",
@@ -148,6 +196,7 @@ DATASETS = {
         "about": "# Tibetan: trained on Amdo, fine-tuned on U-Tsang or Khampa.\n",
         "prune_obs": False,
     },
+    "LibriSpeech": LIBRISPEECH,
 }
 
 MODEL = """\
@@ -518,7 +567,8 @@ def finetune_yaml(dataset, size, method):
     header = _header([
         *about.splitlines(),
         f"  python train.py hparams/{method}_{size}.yaml"
-        + ("" if pruning else f" --dialect {dataset['example_target']}"),
+        + ("" if pruning else dataset.get(
+            "finetune_example", f" --dialect {dataset['example_target']}")),
         f"Size: {spec['describe']}. Needs: {needs}.",
         *dataset["about"].replace("# ", "").splitlines(),
         "Written by tools/write_hparams.py: change the template there.",

@@ -17,11 +17,13 @@ from tests.tibetan_fixtures import TIBETAN_RECIPE
 
 WAV2VEC2_RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "wav2vec2"
 LIBRISPEECH_RECIPE = REPO / "recipes" / "LibriSpeech" / "ASR" / "sparsewav"
+LIBRISPEECH_TRANSFORMER = REPO / "recipes" / "LibriSpeech" / "ASR" / "transformer"
 RECIPES = {
     SYNTHETIC_RECIPE: CORPUS_KEYS,
     WAV2VEC2_RECIPE: CORPUS_KEYS,
     TIBETAN_RECIPE: load_recipe_module(TIBETAN_RECIPE).RECIPE_KEYS,
     LIBRISPEECH_RECIPE: load_recipe_module(LIBRISPEECH_RECIPE, "finetune").RECIPE_KEYS,
+    LIBRISPEECH_TRANSFORMER: load_recipe_module(LIBRISPEECH_TRANSFORMER).RECIPE_KEYS,
 }
 # the stage YAMLs of the ASR pipelines (LibriSpeech's one-shot prune.py YAMLs
 # configure a pruning tool, not a training stage)
