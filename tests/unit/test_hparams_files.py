@@ -4,6 +4,7 @@ Most checks read the YAMLs as text (nothing is built); the ones that load a
 YAML build the tiny model only.
 """
 
+import re
 import subprocess
 import sys
 
@@ -94,3 +95,30 @@ def test_a_missing_model_folder_stops_the_stage_before_the_corpus(tmp_path):
                     "--data_folder", str(corpus),
                     "--output_folder", str(tmp_path / "out")])
     assert not corpus.exists()  # nothing synthesised
+
+
+TRANSFORMER_FOLDERS = sorted(REPO.glob("recipes/*/ASR/transformer/hparams"))
+
+
+def _outside_the_data_block(path):
+    """A stage YAML less what may differ between datasets: the header's dataset
+    lines, the data block, the results folder's name and the vocabulary size."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("seed:"))
+    data = next(i for i, line in enumerate(lines) if line.startswith("# ---- data"))
+    output = next(i for i, line in enumerate(lines)
+                  if line.startswith("output_folder:"))
+    rest = [re.sub(r"results/[a-z_]+/", "results/<dataset>/", line)
+            for line in lines[output:] if not line.startswith("vocab_size:")]
+    return lines[start:data] + rest
+
+
+@pytest.mark.parametrize("name", sorted(
+    {path.name for folder in TRANSFORMER_FOLDERS for path in folder.glob("*.yaml")}))
+def test_a_stage_yaml_differs_from_its_twins_only_in_data(name):
+    """The same stage of every dataset: one model, optimiser, training and method."""
+    twins = {folder.parent.parent.parent.name: _outside_the_data_block(folder / name)
+             for folder in TRANSFORMER_FOLDERS if (folder / name).is_file()}
+    first, *others = twins
+    for other in others:
+        assert twins[other] == twins[first], f"{other}/{name} drifts from {first}'s"
