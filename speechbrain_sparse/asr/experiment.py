@@ -10,7 +10,8 @@ Hyperparameters read here, beyond those of :class:`TransformerASRBrain`:
 ``eos_index``, ``model_export_dir``, the three ``*_dataloader_opts``, and either
 ``pretrainer`` + ``tokenizer`` (start from a model folder written by a previous
 stage, see :mod:`speechbrain_sparse.asr.model_folder`) or neither (train the
-tokenizer on ``train_csv`` and the model from scratch). The optional keys
+tokenizer on ``train_csv``, and on the text of ``tokenizer_extra_csvs`` when set,
+and the model from scratch). The optional keys
 and their defaults are those of :mod:`speechbrain_sparse.asr.options`.
 ``mask_strategy`` or ``adapter_projection_size``
 choose a sparse fine-tuning method (:mod:`speechbrain_sparse.asr.sparse_finetuning`);
@@ -21,6 +22,7 @@ with the mask in prune mode (:mod:`speechbrain_sparse.asr.pruning_stage`).
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import sentencepiece
@@ -44,17 +46,57 @@ from speechbrain_sparse.asr.sparse_finetuning import (
     select_and_attach_mask,
 )
 from speechbrain_sparse.errors import MissingInputError
-from speechbrain_sparse.fileio import check_writable
+from speechbrain_sparse.fileio import check_writable, read_manifest, write_csv_atomic
 
 logger = logging.getLogger(__name__)
 
 
+def tokenizer_text(hparams):
+    """The CSV whose ``wrd`` column SentencePiece learns from.
+
+    ``train_csv``, or, with ``tokenizer_extra_csvs`` (a list of manifests or a
+    name -> manifest mapping), ``<save_folder>/tokenizer_text.csv``: the
+    ``wrd`` column of ``train_csv`` and of each extra manifest, in that order.
+    A multilingual recipe uses it to give the tokenizer the characters of the
+    languages fine-tuned on later (their training text only).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "fr.csv").write_text("ID,wrd\\nu1,café\\n")
+    >>> _ = (folder / "pl.csv").write_text("ID,wrd\\nu1,łąka\\n")
+    >>> hparams = {"train_csv": folder / "fr.csv", "save_folder": folder / "save",
+    ...            "tokenizer_extra_csvs": None}
+    >>> tokenizer_text(hparams).name
+    'fr.csv'
+    >>> hparams["tokenizer_extra_csvs"] = {"polish_10hr": folder / "pl.csv"}
+    >>> path = tokenizer_text(hparams)
+    >>> path.name, path.read_text(encoding="utf-8").split()
+    ('tokenizer_text.csv', ['wrd', 'café', 'łąka'])
+    """
+    extra = hparams["tokenizer_extra_csvs"]
+    if not extra:
+        return Path(hparams["train_csv"])
+    if isinstance(extra, Mapping):
+        extra = list(extra.values())
+    rows = [{"wrd": row["wrd"]} for path in [hparams["train_csv"], *extra]
+            for row in read_manifest(path, required=("wrd",))]
+    text_csv = Path(hparams["save_folder"]) / "tokenizer_text.csv"
+    write_csv_atomic(text_csv, rows, ["wrd"])
+    text_csv.with_suffix(".txt").unlink(missing_ok=True)  # SentencePiece's stale copy
+    return text_csv
+
+
 def _train_tokenizer(hparams):
-    """Trains SentencePiece on the training manifest's text (main process)."""
+    """Trains SentencePiece on the training text (main process), unless it exists."""
+    model_dir = Path(hparams["save_folder"])
+    if (model_dir / f"{hparams['vocab_size']}_{hparams['token_type']}.model").is_file():
+        return  # trained by an earlier run of this stage
     SentencePiece(
-        model_dir=hparams["save_folder"],
+        model_dir=str(model_dir),
         vocab_size=hparams["vocab_size"],
-        annotation_train=str(hparams["train_csv"]),
+        annotation_train=str(tokenizer_text(hparams)),
         annotation_read="wrd",
         model_type=hparams["token_type"],
         character_coverage=1.0,
@@ -68,7 +110,7 @@ def prepare_tokenizer(hparams):
 
     With a ``pretrainer`` in the hparams, the model folder of an earlier stage is
     collected and loaded (model, normaliser, tokenizer); otherwise SentencePiece
-    is trained on the training manifest.
+    is trained on the training text (:func:`tokenizer_text`).
     """
     if "pretrainer" in hparams:
         check_model_folder(hparams["pretrained_dir"])

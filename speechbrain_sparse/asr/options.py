@@ -92,6 +92,8 @@ OPTIONAL = {
     "max_batch_duration": (None, _number(minimum=0, optional=True)),
     "num_buckets": (10, _number(minimum=1, integer=True)),
     "feature_cache_folder": (None, _anything),
+    # manifests (a list, or name -> path) whose text the tokenizer learns too
+    "tokenizer_extra_csvs": (None, _anything),
     "lr_annealing": (None, _anything),
     "brain_class": (None, _anything),
     "mask_strategy": (None, _anything),
