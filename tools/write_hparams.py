@@ -168,6 +168,67 @@ LIBRISPEECH = {
     "prune_obs": False,
 }
 
+# MLS: a "dialect" of the pipeline is a language; one tokenizer for all of
+# them, trained with the source (see recipes/MLS/ASR/transformer/README.md)
+MLS_DATA = """\
+# ---- data (README.md): Multilingual LibriSpeech (OpenSLR 94), one folder ----
+# ---- mls_<language>[_opus]/ per language; each "dialect" is a language  ----
+source_dialect: french                   # high-resource: 1077 h of train
+target_dialects: [polish, portuguese]    # the two smallest MLS languages (104 h, 161 h)
+data_folder: corpora/mls                 # holds mls_<language>[_opus]/
+audio_format: null                       # flac | opus: needed only when both are there
+manifest_folder: results/mls/manifests
+dialect: {dialect}
+eval_dialects: {eval_dialects}
+eval_splits: {eval_splits}
+max_duration: 25.0                       # MLS segments are 10-20 s
+
+# ---- manifests (written by train.py: <manifest_folder>/<language>/<name>.csv) ----
+{mls_train}valid_csv: !ref <manifest_folder>/<dialect>/dev.csv
+test_csvs: !apply:speechbrain_sparse.data.manifests.split_manifests
+    folders: !ref <manifest_folder>
+    dialects: !ref <eval_dialects>
+    splits: !ref <eval_splits>
+    pattern: "{{dialect}}/{{split}}.csv"
+feature_cache_folder: !ref <manifest_folder>/features  # Fbank once per manifest; null: per batch
+"""
+
+MLS_ROLE_FIELDS = {
+    "source": {"mls_train": """\
+train_csv: !ref <manifest_folder>/<dialect>/train.csv
+# The tokenizer also learns the targets' training text (text only, no audio),
+# so that every method fine-tunes the same output layer (README.md).
+tokenizer_subset: 10hr                   # of each target: 9hr and 1hr, what any fine-tuning sees
+tokenizer_extra_csvs: !apply:speechbrain_sparse.data.manifests.split_manifests
+    folders: !ref <manifest_folder>
+    dialects: !ref <target_dialects>
+    splits: [!ref <tokenizer_subset>]
+    pattern: "{dialect}/{split}.csv"
+"""},
+    "target": {"mls_train": """\
+finetune_subset: 9hr                     # of the target's train: 9hr | 1hr | 10hr | 10min | train
+train_csv: !ref <manifest_folder>/<dialect>/<finetune_subset>.csv
+"""},
+}
+
+MLS = {
+    "folder": ROOT / "recipes" / "MLS" / "ASR" / "transformer" / "hparams",
+    "sizes": ("small", "large"),
+    "data": MLS_DATA,
+    "role_fields": MLS_ROLE_FIELDS,
+    "results": "results/mls",
+    # a 1hr run must neither resume nor diff against a 9hr one
+    "finetune_results": "results/mls/<finetune_subset>",
+    "source": "french",
+    "pretrain_eval": "[!ref <source_dialect>, polish, portuguese]",
+    "target": "polish                          # the language fine-tuned on",
+    "example_target": "portuguese",
+    "vocab_size": {size: "5000                         # French and the targets' "
+                         "10hr text (README.md)" for size in ("small", "large")},
+    "about": "# MLS: trained on French, fine-tuned on Polish or Portuguese (9hr).\n",
+    "prune_obs": False,
+}
+
 DATASETS = {
     "Synthetic": {
         "folder": ROOT / "recipes" / "Synthetic" / "ASR" / "transformer" / "hparams",
@@ -197,6 +258,7 @@ DATASETS = {
         "prune_obs": False,
     },
     "LibriSpeech": LIBRISPEECH,
+    "MLS": MLS,
 }
 
 MODEL = """\
@@ -539,7 +601,8 @@ def pretrain_yaml(dataset, size):
     data = dataset["data"].format(
         corpus_preset=spec["corpus_preset"],
         dialect="!ref <source_dialect>           # the dialect trained on",
-        eval_dialects=dataset["pretrain_eval"], eval_splits="[test]", role="source")
+        eval_dialects=dataset["pretrain_eval"], eval_splits="[test]", role="source",
+        **dataset.get("role_fields", {}).get("source", {}))
     return (header
             + "seed: 1234\n__set_seed: !apply:torch.manual_seed [!ref <seed>]\n"
             + f"stage: pretrain\nsize: {size}\n\n" + data + "\n"
@@ -575,19 +638,22 @@ def finetune_yaml(dataset, size, method):
     ])
     dialect = ("!ref <source_dialect>           # pruned and fine-tuned on its "
                "training set" if pruning else dataset["target"])
+    role = "source" if pruning else "target"
     data = dataset["data"].format(
         corpus_preset=spec["corpus_preset"], dialect=dialect,
-        eval_dialects="[!ref <dialect>]", eval_splits="[dev, test]",
-        role="source" if pruning else "target")
+        eval_dialects="[!ref <dialect>]", eval_splits="[dev, test]", role=role,
+        **dataset.get("role_fields", {}).get(role, {}))
+    # where the fine-tuning runs go (MLS: apart per training subset)
+    finetune_results = dataset.get("finetune_results", dataset["results"])
     pretrained = (f"pretrained_dir: !ref {dataset['results']}/pretrain_<size>_"
                   "<source_dialect>/<seed>/model\n")
     method_block = block.format(
-        finetuned_dir=FINETUNED_DIR.format(results=dataset["results"]),
+        finetuned_dir=FINETUNED_DIR.format(results=finetune_results),
         adapter_projection_size=spec["adapter_projection_size"])
     return (header
             + "seed: 1234\n__set_seed: !apply:torch.manual_seed [!ref <seed>]\n"
             + f"method: {method}\nsize: {size}\n\n" + data + "\n"
-            + OUTPUT.format(results=dataset["results"], name_key="method",
+            + OUTPUT.format(results=finetune_results, name_key="method",
                             pretrained_line=pretrained)
             + "\n" + _model(dataset, size, pretrain=False) + "\n"
             + FINETUNE_TRAINING.format(

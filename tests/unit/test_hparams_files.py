@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from speechbrain_sparse.asr.options import ConfigError, load_stage_hparams, unused_keys
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS
 from tests.conftest import REPO, SYNTHETIC_RECIPE, load_recipe_module
+from tests.mls_fixtures import MLS_RECIPE
 from tests.tibetan_fixtures import TIBETAN_RECIPE
 
 WAV2VEC2_RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "wav2vec2"
@@ -23,6 +24,7 @@ RECIPES = {
     SYNTHETIC_RECIPE: CORPUS_KEYS,
     WAV2VEC2_RECIPE: CORPUS_KEYS,
     TIBETAN_RECIPE: load_recipe_module(TIBETAN_RECIPE).RECIPE_KEYS,
+    MLS_RECIPE: load_recipe_module(MLS_RECIPE).RECIPE_KEYS,
     LIBRISPEECH_RECIPE: load_recipe_module(LIBRISPEECH_RECIPE, "finetune").RECIPE_KEYS,
     LIBRISPEECH_TRANSFORMER: load_recipe_module(LIBRISPEECH_TRANSFORMER).RECIPE_KEYS,
 }
@@ -102,13 +104,14 @@ TRANSFORMER_FOLDERS = sorted(REPO.glob("recipes/*/ASR/transformer/hparams"))
 
 def _outside_the_data_block(path):
     """A stage YAML less what may differ between datasets: the header's dataset
-    lines, the data block, the results folder's name and the vocabulary size."""
+    lines, the data block, the results folder's name (MLS: one per fine-tuning
+    subset, ``results/mls/<finetune_subset>/``) and the vocabulary size."""
     lines = path.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("seed:"))
     data = next(i for i, line in enumerate(lines) if line.startswith("# ---- data"))
     output = next(i for i, line in enumerate(lines)
                   if line.startswith("output_folder:"))
-    rest = [re.sub(r"results/[a-z_]+/", "results/<dataset>/", line)
+    rest = [re.sub(r"results/[a-z_]+/(<[a-z_]+>/)?", "results/<dataset>/", line)
             for line in lines[output:] if not line.startswith("vocab_size:")]
     return lines[start:data] + rest
 

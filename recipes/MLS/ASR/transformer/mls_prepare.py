@@ -1,0 +1,1 @@
+../../mls_prepare.py
