@@ -10,6 +10,7 @@ bit-identical to the pretrained ones.
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 import sentencepiece
@@ -144,3 +145,37 @@ def test_unknown_language_and_subset_are_one_line_errors(corpus, tmp_path):
         train.cli(arguments)
     assert str(stop.value.code).startswith("train.py: error: pretrained_dir")
     assert not (tmp_path / "manifests").exists()
+
+
+def test_stage_yamls_point_at_what_the_preparation_writes(corpus, tmp_path):
+    """The declared manifests are those prepared; a 1hr run is kept apart from 9hr."""
+    from speechbrain_sparse.asr.options import load_stage_hparams
+
+    train = load_recipe_module(MLS_RECIPE)
+    manifests = tmp_path / "manifests"
+
+    def stage(name, **overrides):
+        overrides = {"data_folder": corpus, "manifest_folder": manifests,
+                     "target_dialects": "[polish]", **overrides}
+        text = "".join(f"{key}: {value}\n" for key, value in overrides.items())
+        return load_stage_hparams(MLS_RECIPE / "hparams" / name, text,
+                                  recipe_keys=train.RECIPE_KEYS)
+
+    hparams = stage("pretrain_small.yaml", eval_dialects="[french, polish]")
+    train.prepare_manifests(hparams)
+    declared = [hparams["train_csv"], hparams["valid_csv"],
+                *hparams["test_csvs"].values(),
+                *hparams["tokenizer_extra_csvs"].values()]
+    assert [str(path.relative_to(manifests)) for path in map(Path, declared)] == [
+        "french/train.csv", "french/dev.csv", "french/test.csv", "polish/test.csv",
+        "polish/10hr.csv"]
+    assert all(Path(path).is_file() for path in declared)
+
+    nine, one = (stage("diff_small.yaml", finetune_subset=subset)
+                 for subset in ("9hr", "1hr"))
+    assert Path(one["train_csv"]) == manifests / "polish" / "1hr.csv"
+    assert nine["output_folder"] != one["output_folder"]
+    assert "/1hr/vanilla_small_polish/" in one["finetuned_dir"]
+    assert nine["pretrained_dir"] == one["pretrained_dir"]  # one pretrained model
+    train.prepare_manifests(one)
+    assert len(texts(one["train_csv"])) == 6 and Path(one["valid_csv"]).is_file()
