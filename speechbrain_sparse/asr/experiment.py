@@ -38,7 +38,7 @@ from speechbrain_sparse.asr.data import (
     train_loader_options,
 )
 from speechbrain_sparse.asr.model_folder import check_model_folder, export_model_folder
-from speechbrain_sparse.asr.options import checked_options
+from speechbrain_sparse.asr.options import checked_options, load_stage_hparams
 from speechbrain_sparse.asr.pruning_stage import prune_and_finetune, pruning_settings
 from speechbrain_sparse.asr.sparse_finetuning import (
     MaskedTransformerASRBrain,
@@ -153,6 +153,40 @@ def check_prerequisites(hparams):
     for key in ("output_folder", "model_export_dir"):  # written after training
         if hparams.get(key):
             check_writable(hparams[key], key)
+
+
+def start_stage(argv, recipe_keys=()):
+    """What every recipe's ``train.py`` does before its data preparation.
+
+    SpeechBrain's steps, in order: parse the command line
+    (``sb.parse_arguments``), load and check the stage YAML with its
+    overrides (:func:`~speechbrain_sparse.asr.options.load_stage_hparams`),
+    check the input model folders and that the output can be written
+    (:func:`check_prerequisites`, before any expensive work), join the DDP
+    group, and create the experiment folder (log, saved YAML and overrides).
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file`` and the overrides / run options.
+    recipe_keys : iterable of str
+        The YAML keys the recipe's own code reads.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=recipe_keys)
+    check_prerequisites(hparams)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
 
 
 def run_asr_experiment(hparams, run_opts):

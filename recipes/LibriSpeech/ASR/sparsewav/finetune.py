@@ -26,11 +26,10 @@ The pipeline is the synthetic wav2vec2 recipe's:
 
 import sys
 
-import speechbrain as sb
 from librispeech_prepare import prepare_librispeech
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
-from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.asr.experiment import start_stage
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 
@@ -63,14 +62,7 @@ def prepare_manifests(hparams):
 
 def main(argv):
     """Prunes, fine-tunes and tests; returns the test results."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=RECIPE_KEYS)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = start_stage(argv, RECIPE_KEYS)
     prepare_manifests(hparams)
     return run_ctc_experiment(hparams, run_opts)
 

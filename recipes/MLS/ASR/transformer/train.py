@@ -35,11 +35,9 @@ A corpus that cannot be used stops the run with ``train.py: error: <file>:<line>
 
 import sys
 
-import speechbrain as sb
 from mls_prepare import prepare_mls
 
-from speechbrain_sparse.asr.experiment import check_prerequisites, run_asr_experiment
-from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.asr.experiment import run_asr_experiment, start_stage
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 
@@ -122,15 +120,7 @@ def prepare_manifests(hparams):
 
 def main(argv):
     """Runs one stage of the recipe; returns the test results."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=RECIPE_KEYS)
-    check_prerequisites(hparams)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = start_stage(argv, RECIPE_KEYS)
     # a bad corpus stops every rank, with a message that says where
     run_on_main_or_raise(prepare_manifests, kwargs={"hparams": hparams})
     return run_asr_experiment(hparams, run_opts)

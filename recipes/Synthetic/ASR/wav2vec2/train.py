@@ -23,26 +23,15 @@ The pipeline is :func:`speechbrain_sparse.asr.ctc_experiment.run_ctc_experiment`
 
 import sys
 
-import speechbrain as sb
-
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
-from speechbrain_sparse.asr.experiment import check_prerequisites
-from speechbrain_sparse.asr.options import load_stage_hparams
+from speechbrain_sparse.asr.experiment import start_stage
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
 from speechbrain_sparse.errors import exit_on_user_error
 
 
 def main(argv):
     """Runs one stage; returns the test results."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams = load_stage_hparams(hparams_file, overrides, recipe_keys=CORPUS_KEYS)
-    check_prerequisites(hparams)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = start_stage(argv, CORPUS_KEYS)
     prepare_synthetic(hparams)
     return run_ctc_experiment(hparams, run_opts)
 
