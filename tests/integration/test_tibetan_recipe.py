@@ -14,17 +14,10 @@ import pytest
 
 from speechbrain_sparse.errors import UserInputError
 from tests.conftest import load_recipe_module
+from tests.recipe_checks import TINY_MODEL as RECIPE_TINY_MODEL
 from tests.tibetan_fixtures import TIBETAN_RECIPE, build_generic_tree, build_xbmu_tree
 
-TINY_MODEL = [
-    "--d_model=32",
-    "--nhead=2",
-    "--d_ffn=64",
-    "--num_encoder_layers=1",
-    "--num_decoder_layers=1",
-    "--test_beam_size=2",
-    "--vocab_size=40",
-]
+TINY_MODEL = [*RECIPE_TINY_MODEL, "--vocab_size=40"]
 
 
 @pytest.fixture(scope="module")
