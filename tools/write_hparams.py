@@ -229,6 +229,61 @@ MLS = {
     "prune_obs": False,
 }
 
+# The multilingual synthetic corpus: a "dialect" of the pipeline is a language
+# (sb-sparse synth --preset ml_tiny); one tokenizer for all of them, trained
+# with the source, as MLS's (recipes/SyntheticMultilingual/ASR/transformer/README.md)
+MULTILINGUAL_DATA = """\
+# ---- data: the multilingual synthetic corpus is built on first use  ----
+# ---- (sb-sparse synth --preset ml_tiny); each "dialect" is a language ----
+corpus_preset: ml_tiny                   # ml_micro (CI: French and Dutch only) | ml_tiny
+corpus_seed: 0
+source_dialect: en                       # the corpus holds the source and the targets
+target_dialects: [fr, nl]
+data_folder: !ref corpora/synthetic_<corpus_preset>_<corpus_seed>
+dialect: {dialect}
+eval_dialects: {eval_dialects}
+eval_splits: {eval_splits}
+max_duration: 20.0
+
+# ---- manifests (written by the corpus build: <data_folder>/<language>/<split>.csv) ----
+train_csv: !ref <data_folder>/<dialect>/train.csv
+{tokenizer}valid_csv: !ref <data_folder>/<dialect>/dev.csv
+test_csvs: !apply:speechbrain_sparse.data.manifests.split_manifests
+    folders: !ref <data_folder>
+    dialects: !ref <eval_dialects>
+    splits: !ref <eval_splits>
+    pattern: "{{dialect}}/{{split}}.csv"
+feature_cache_folder: !ref <data_folder>/features  # Fbank once per manifest; null: per batch
+"""
+
+MULTILINGUAL = {
+    "folder": ROOT / "recipes" / "SyntheticMultilingual" / "ASR" / "transformer"
+    / "hparams",
+    "sizes": ("tiny",),
+    "data": MULTILINGUAL_DATA,
+    "role_fields": {
+        "source": {"tokenizer": """\
+# The tokenizer also learns the targets' training text (text only, no audio),
+# so that it has their letters and every method fine-tunes the same output layer.
+tokenizer_extra_csvs: !apply:speechbrain_sparse.data.manifests.split_manifests
+    folders: !ref <data_folder>
+    dialects: !ref <target_dialects>
+    splits: [train]
+    pattern: "{dialect}/{split}.csv"
+"""},
+        "target": {"tokenizer": ""},
+    },
+    "results": "results/synthetic_multilingual",
+    "source": "en",
+    "pretrain_eval": "[!ref <source_dialect>, fr, nl]",
+    "target": "fr                              # the target language fine-tuned on",
+    "example_target": "nl",
+    "vocab_size": {"tiny": "100"},
+    "about": "# Multilingual synthetic corpus: trained on English, fine-tuned on French\n"
+             "# or Dutch.\n",
+    "prune_obs": False,
+}
+
 DATASETS = {
     "Synthetic": {
         "folder": ROOT / "recipes" / "Synthetic" / "ASR" / "transformer" / "hparams",
@@ -259,6 +314,7 @@ DATASETS = {
     },
     "LibriSpeech": LIBRISPEECH,
     "MLS": MLS,
+    "SyntheticMultilingual": MULTILINGUAL,
 }
 
 MODEL = """\

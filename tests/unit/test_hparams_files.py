@@ -20,8 +20,10 @@ from tests.tibetan_fixtures import TIBETAN_RECIPE
 WAV2VEC2_RECIPE = REPO / "recipes" / "Synthetic" / "ASR" / "wav2vec2"
 LIBRISPEECH_RECIPE = REPO / "recipes" / "LibriSpeech" / "ASR" / "sparsewav"
 LIBRISPEECH_TRANSFORMER = REPO / "recipes" / "LibriSpeech" / "ASR" / "transformer"
+MULTILINGUAL_RECIPE = REPO / "recipes" / "SyntheticMultilingual" / "ASR" / "transformer"
 RECIPES = {
     SYNTHETIC_RECIPE: CORPUS_KEYS,
+    MULTILINGUAL_RECIPE: CORPUS_KEYS,
     WAV2VEC2_RECIPE: CORPUS_KEYS,
     TIBETAN_RECIPE: load_recipe_module(TIBETAN_RECIPE).RECIPE_KEYS,
     MLS_RECIPE: load_recipe_module(MLS_RECIPE).RECIPE_KEYS,
