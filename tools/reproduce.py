@@ -25,7 +25,13 @@ Usage::
     python tools/reproduce.py --preset tiny --seeds 5 --seed-methods vanilla diff topk
     python tools/reproduce.py --recipe tibetan --preset paper \\
         --set xbmu_folder=/data/xbmu_amdo31 --set dialects_folder=/data/tibetan
+    python tools/reproduce.py --recipe synthetic-multilingual --preset micro
     python tools/reproduce.py --preset small --device cuda:0 --workers 1
+
+``--recipe synthetic-multilingual`` is the cross-lingual setting: languages of
+the multilingual synthetic corpus in place of dialects (preset ``micro``:
+French -> Dutch on ``ml_micro``; ``tiny``: English -> French, Dutch on
+``ml_tiny``).
 
 Exit status: 0 when every run finished (or was reused), 1 when some failed,
 2 on bad arguments.
@@ -71,6 +77,16 @@ RECIPES = {
         "targets": ["khampa", "utsang"],
         "metric": "SER",
     },
+    # cross-lingual: languages of the multilingual synthetic corpus in place of
+    # dialects; the corpus holds exactly the source and the targets, so every
+    # run is told them (language_overrides)
+    "synthetic-multilingual": {
+        "folder": REPO / "recipes" / "SyntheticMultilingual" / "ASR" / "transformer",
+        "source": "en",
+        "targets": ["fr", "nl"],
+        "metric": "WER",
+        "languages": True,
+    },
 }
 
 # Per recipe and preset: model sizes, Fig. 3 fractions, seed runs of the seed
@@ -113,6 +129,28 @@ PRESETS = {
         "pretrain": {},
         "finetune": {},
     },
+    # CI: ml_micro holds French and Dutch only, so French is the source here
+    ("synthetic-multilingual", "micro"): {
+        "sizes": ["tiny"],
+        "fractions": [0.1, 0.2, 0.5, 1.0],
+        "source": "fr",
+        "targets": ["nl"],
+        "common": {"corpus_preset": "ml_micro", "test_beam_size": 1,
+                   "valid_search_every": 0},
+        "pretrain": {"number_of_epochs": 2, "n_warmup_steps": 20},
+        "finetune": {"number_of_epochs": 1, "fisher_batches": 2},
+    },
+    # en -> fr, nl on ml_tiny (~1 h of train per language); the tiny dialect
+    # demo's settings. Not run yet: hours on 2 CPU cores.
+    ("synthetic-multilingual", "tiny"): {
+        "sizes": ["tiny"],
+        "fractions": [0.1, 0.2, 0.3, 0.5, 1.0],
+        "seeds": 3,
+        "common": {"corpus_preset": "ml_tiny", "test_beam_size": 1,
+                   "valid_search_every": 0},
+        "pretrain": {"number_of_epochs": 8, "n_warmup_steps": 300},
+        "finetune": {"number_of_epochs": 2, "lr": 0.001},
+    },
     ("tibetan", "paper"): {  # a real Tibetan corpus (README of the recipe)
         "sizes": ["small", "large"],
         "fractions": list(FIG3_FRACTIONS),
@@ -134,6 +172,27 @@ def top_level_keys(yaml_file):
     return keys
 
 
+def language_overrides(source, targets, corpus_targets, pretrain):
+    """The keys a run of a multilingual recipe gets: the corpus's languages
+    (the source and ``corpus_targets`` plus ``targets``, so that a run on
+    fewer targets reuses the corpus) and, for pretraining, the languages it
+    is tested on (the source and ``targets``, zero-shot).
+
+    Example
+    -------
+    >>> language_overrides("en", ["nl"], ["fr", "nl"], pretrain=False)
+    {'source_dialect': 'en', 'target_dialects': ['fr', 'nl']}
+    >>> language_overrides("en", ["nl"], ["fr", "nl"], pretrain=True)["eval_dialects"]
+    ['en', 'nl']
+    """
+    languages = [code for code in dict.fromkeys([*corpus_targets, *targets])
+                 if code != source]
+    keys = {"source_dialect": source, "target_dialects": languages}
+    if pretrain:
+        keys["eval_dialects"] = [source, *targets]
+    return keys
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -142,11 +201,13 @@ def parse_arguments(argv):
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="synthetic")
     parser.add_argument("--preset", default="tiny",
                         help="corpus/model preset: synthetic micro|tiny|tiny-long|"
-                             "small, tibetan paper")
+                             "small, synthetic-multilingual micro|tiny, tibetan "
+                             "paper")
     parser.add_argument("--out", help="output folder (default results/reproduce/"
                                       "<recipe>_<preset>)")
     parser.add_argument("--sizes", nargs="+", help="model sizes (default: preset's)")
-    parser.add_argument("--source", help="source dialect (default: recipe's)")
+    parser.add_argument("--source", help="source dialect (default: preset's, else "
+                                          "recipe's)")
     parser.add_argument("--targets", nargs="+", help="target dialects")
     parser.add_argument("--methods", nargs="+", default=list(METHODS),
                         choices=METHODS, metavar="METHOD",
@@ -168,6 +229,9 @@ def parse_arguments(argv):
                         help="top-level YAML key for every run (repeatable)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="runs at the same time (default: CPU cores)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads the running runs share (default: CPU "
+                             "cores)")
     parser.add_argument("--device", help="passed to train.py, e.g. cuda:0")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -201,8 +265,8 @@ def main(argv=None):
     out = Path(args.out or REPO / "results" / "reproduce"
                / f"{args.recipe}_{args.preset}").resolve()
     sizes = args.sizes or preset["sizes"]
-    source = args.source or recipe["source"]
-    targets = args.targets or recipe["targets"]
+    source = args.source or preset.get("source", recipe["source"])
+    targets = args.targets or preset.get("targets", recipe["targets"])
     fractions = sorted(set(args.fractions or preset["fractions"]))
     metric = args.metric or recipe["metric"]
     user_set = dict(item.split("=", 1) for item in args.set)
@@ -219,10 +283,14 @@ def main(argv=None):
         stage = preset["pretrain"] if run.method == "pretrain" else preset["finetune"]
         known = top_level_keys(recipe["folder"] / "hparams" / run.hparams)
         keys = {k: v for k, v in {**preset["common"], **stage}.items() if k in known}
+        if recipe.get("languages"):
+            keys.update(language_overrides(
+                source, targets, preset.get("targets", recipe["targets"]),
+                pretrain=run.method == "pretrain"))
         return {**keys, **user_set}
 
     runner = MatrixRunner(
-        recipe["folder"], out, overrides, workers=args.workers,
+        recipe["folder"], out, overrides, workers=args.workers, cores=args.cores,
         run_options=[f"--device={args.device}"] if args.device else [],
         progress=not args.no_progress,
     )

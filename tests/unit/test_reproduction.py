@@ -314,6 +314,8 @@ def test_reproduce_cli_rejects_bad_arguments(capsys):
 @pytest.mark.parametrize("recipe, preset", [("synthetic", "micro"),
                                             ("synthetic", "tiny"),
                                             ("synthetic", "small"),
+                                            ("synthetic-multilingual", "micro"),
+                                            ("synthetic-multilingual", "tiny"),
                                             ("tibetan", "paper")])
 def test_every_override_names_a_key_of_its_yaml(recipe, preset):
     """A matrix whose runs would die on 'Override not found' is caught here."""
@@ -328,7 +330,12 @@ def test_every_override_names_a_key_of_its_yaml(recipe, preset):
     for run in runs:
         yaml_file = spec["folder"] / "hparams" / run.hparams
         known = reproduce.top_level_keys(yaml_file)
-        unknown = set(run.overrides) - known
+        overrides = set(run.overrides)
+        if spec.get("languages"):  # the corpus's languages, given to every run
+            overrides |= set(reproduce.language_overrides(
+                spec["source"], spec["targets"], spec["targets"],
+                run.method == "pretrain"))
+        unknown = overrides - known
         assert not unknown, f"{yaml_file.name}: {sorted(unknown)}"
         assert "output_folder" in known
         stage = settings["pretrain"] if run.method == "pretrain" else (
