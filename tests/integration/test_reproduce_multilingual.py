@@ -43,7 +43,7 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.slow  # ~4 min on 1 thread
+@pytest.mark.slow  # ~1.5 min on 2 cores (corpus ~10 s, 3 runs)
 def test_crosslingual_micro_reproduction_reports_the_runs(ml_micro, tmp_path, capsys):
     out = tmp_path / "reproduce"
     argv = ["--recipe", "synthetic-multilingual", "--preset", "micro", "--methods",
