@@ -62,3 +62,42 @@ def split_manifests(folders, dialects, splits, pattern="{dialect}_{split}.csv"):
             manifests[f"{dialect}_{split}"] = Path(folder) / pattern.format(
                 dialect=dialect, split=split)
     return manifests
+
+
+def check_declared_manifests(hparams, train, valid, tests, writer):
+    """Raises unless the YAML's ``train_csv``, ``valid_csv``, ``test_csvs`` are the
+    manifests the preparation wrote.
+
+    Arguments
+    ---------
+    hparams : dict
+        The stage's hparams.
+    train, valid : path
+        The training and validation manifests written.
+    tests : Mapping[str, path]
+        Test-set name -> manifest written.
+    writer : str
+        What wrote them (in the message).
+
+    Example
+    -------
+    >>> hparams = {"train_csv": "m/train.csv", "valid_csv": "m/dev.csv",
+    ...            "test_csvs": {"test": "m/test.csv"}}
+    >>> check_declared_manifests(hparams, "m/train.csv", "m/dev.csv",
+    ...                          {"test": "m/test.csv"}, "prepare.py")
+    >>> try:
+    ...     check_declared_manifests(hparams, "m/other.csv", "m/dev.csv",
+    ...                              {"test": "m/test.csv"}, "prepare.py")
+    ... except ValueError as error:
+    ...     print(str(error).split(",")[0])
+    train_csv is m/train.csv
+    """
+    pairs = [("train_csv", hparams["train_csv"], train),
+             ("valid_csv", hparams["valid_csv"], valid)]
+    pairs += [(f"test_csvs[{name}]", hparams["test_csvs"][name], path)
+              for name, path in tests.items()]
+    for key, declared, written in pairs:
+        if str(declared) != str(written):
+            raise UserInputError(f"{key} is {declared}, but {writer} wrote that "
+                                 f"manifest to {written}")
+

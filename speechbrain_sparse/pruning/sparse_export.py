@@ -39,6 +39,8 @@ import torch
 from speechbrain_sparse.fileio import (
     check_finite,
     check_sha256,
+    dtype_from_name,
+    dtype_name,
     load_record,
     pack_bits,
     save_record,
@@ -95,7 +97,7 @@ def save_sparse_checkpoint(state_dict, path, masks=None, min_sparsity=None):
         tensor = tensor.detach().cpu().contiguous()
         keep = _keep_mask(name, tensor, masks)
         record = {"name": name, "shape": list(tensor.shape),
-                  "dtype": str(tensor.dtype).replace("torch.", "")}
+                  "dtype": dtype_name(tensor.dtype)}
         if keep is not None and _worth_it(tensor, keep, min_sparsity):
             values = tensor.reshape(-1)[keep.reshape(-1)]
             record.update(layout="bitmask", kept=int(values.numel()))
@@ -183,7 +185,7 @@ def _rebuild(record):
     state = collections.OrderedDict()
     for entry in record["tensors"]:
         name, shape = entry["name"], tuple(entry["shape"])
-        dtype = getattr(torch, entry["dtype"])
+        dtype = dtype_from_name(entry["dtype"])
         numel = int(np.prod(shape, dtype=np.int64))
         if entry["layout"] == "dense":
             tensor = payload[f"{name}:dense"]

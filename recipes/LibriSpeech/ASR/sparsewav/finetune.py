@@ -30,8 +30,9 @@ from librispeech_prepare import prepare_librispeech
 
 from speechbrain_sparse.asr.ctc_experiment import run_ctc_experiment
 from speechbrain_sparse.asr.experiment import start_stage
+from speechbrain_sparse.data.manifests import check_declared_manifests
 from speechbrain_sparse.distributed import run_on_main_or_raise
-from speechbrain_sparse.errors import UserInputError, exit_on_user_error
+from speechbrain_sparse.errors import exit_on_user_error
 
 #: The keys this script reads (the data block of the YAML).
 RECIPE_KEYS = ("data_folder", "manifest_folder", "train_splits", "valid_split")
@@ -50,14 +51,9 @@ def prepare_manifests(hparams):
         "save_folder": hparams["manifest_folder"],
         "splits": sorted({*train, valid, *tests}),
         "merge_splits": train})
-    declared = {"train_csv": "train", "valid_csv": valid,
-                **{f"test_csvs[{name}]": name for name in tests}}
-    for key, name in declared.items():
-        path = (hparams["test_csvs"][name] if key.startswith("test_csvs")
-                else hparams[key])
-        if str(path) != str(manifests[name]):
-            raise UserInputError(f"{key} is {path}, but the split {name} was "
-                                 f"prepared as {manifests[name]}")
+    check_declared_manifests(hparams, manifests["train"], manifests[valid],
+                             {name: manifests[name] for name in tests},
+                             "librispeech_prepare.py")
 
 
 def main(argv):

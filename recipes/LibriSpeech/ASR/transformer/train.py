@@ -45,6 +45,7 @@ import sys
 from librispeech_prepare import prepare_librispeech
 
 from speechbrain_sparse.asr.experiment import run_asr_experiment, start_stage
+from speechbrain_sparse.data.manifests import check_declared_manifests
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 
@@ -89,15 +90,9 @@ def prepare_manifests(hparams):
     valid, tests = hparams["valid_split"], list(hparams["test_csvs"])
     evaluation = prepare_librispeech(data_folder, hparams["eval_manifests"],
                                      splits=sorted({valid, *tests}))
-    prepared = {"train_csv": train["train"], "valid_csv": evaluation[valid],
-                **{f"test_csvs[{name}]": evaluation[name] for name in tests}}
-    for key, path in prepared.items():
-        declared = (hparams["test_csvs"][key[len("test_csvs["):-1]]
-                    if key.startswith("test_csvs[") else hparams[key])
-        if str(declared) != str(path):
-            raise UserInputError(f"{key} is {declared}, but librispeech_prepare.py "
-                                 f"wrote that manifest to {path}")
-    return prepared
+    check_declared_manifests(hparams, train["train"], evaluation[valid],
+                             {name: evaluation[name] for name in tests},
+                             "librispeech_prepare.py")
 
 
 def main(argv):
