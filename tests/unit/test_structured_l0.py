@@ -120,17 +120,38 @@ def test_expected_params_is_differentiable_and_hierarchical(asr_structure):
     expected_params(asr_structure, probabilities).backward()
     block = "1.decoder.layers.0.multihead_attn"
     pi_mha = probabilities[f"{block}:mha"].value.item()
+    pi_qk = probabilities[f"{block}:head_qk_dim"].value.detach().view(2, 8)
+    pi_vo = probabilities[f"{block}:head_vo_dim"].value.detach().view(2, 8)
+    any_vo = 1 - (1 - pi_vo).prod(1, keepdim=True)  # P(the head keeps a vo dim)
     assert torch.allclose(probabilities[f"{block}:head_qk_dim"].value.grad,
-                          torch.full((16,), pi_mha * 2 * 17))
-    assert torch.allclose(probabilities[f"{block}:head_vo_dim"].value.grad,
-                          torch.full((16,), pi_mha * 33))
-    inner = (probabilities[f"{block}:head_qk_dim"].value.sum() * 34
-             + probabilities[f"{block}:head_vo_dim"].value.sum() * 33 + 16)
+                          (pi_mha * 2 * 17 * any_vo).expand(2, 8).reshape(16))
+    assert torch.allclose(
+        probabilities[f"{block}:head_vo_dim"].value.grad.view(2, 8),
+        pi_mha * (33 + 34 * pi_qk.sum(1, keepdim=True) * (1 - any_vo) / (1 - pi_vo)))
+    inner = ((pi_qk.sum(1) * 34 * any_vo[:, 0]).sum() + pi_vo.sum() * 33 + 16)
     assert probabilities[f"{block}:mha"].value.grad.item() == pytest.approx(
         inner.item(), rel=1e-6)
     ffn = "1.encoder.layers.1.pos_ffn"
     assert torch.allclose(probabilities[f"{ffn}:ffn_unit"].value.grad,
                           probabilities[f"{ffn}:ffn"].value.detach() * 33)
+
+
+@pytest.mark.parametrize("family", ["asr", "wav2vec2", "hubert", "wavlm"])
+def test_achieved_sparsity_agrees_with_unit_mask_counts(asr_structure, hf_structures,
+                                                        family):
+    from speechbrain_sparse.pruning.unit_masks import UnitMask
+
+    structure = asr_structure if family == "asr" else hf_structures[family]
+    levels = ATTENTION_AND_FFN + (() if family == "asr" else ("conv_channel",))
+    generator = torch.Generator().manual_seed(4)
+    for keep in (0.9, 0.5, 0.2):
+        masks = {g: torch.rand(n, generator=generator) < keep
+                 for g, (_, n) in structure.groups(levels).items()}
+        kept = UnitMask(masks, structure.fingerprint()).num_kept_params(structure)
+        total = structure.num_params(levels)
+        assert 0 < kept < total
+        assert achieved_sparsity(structure, masks) == pytest.approx(1 - kept / total,
+                                                                   abs=1e-12)
 
 
 def test_conv_channels_use_neighbours_expected_counts(hf_structures):
