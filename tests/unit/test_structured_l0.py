@@ -295,3 +295,51 @@ def test_checkpoint_round_trip(tmp_path):
 def test_bad_controller_settings_are_named(kwargs, name):
     with pytest.raises(UserInputError, match=name):
         LagrangianController(**kwargs)
+
+
+def test_l0_distillation_step_on_a_gated_model(tmp_path):
+    import copy
+
+    from speechbrain_sparse.pruning.distillation import LayerDistillation
+    from speechbrain_sparse.pruning.unit_gates import FixedGate, attach_unit_gates
+
+    teacher, _ = tiny_hf_model("wav2vec2", tmp_path, ctc=False)
+    student = copy.deepcopy(teacher).train()
+    structure = model_structure(student)
+    levels = ("head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn")
+    torch.manual_seed(0)
+    # Blocks nearly always open (a closed block passes no gradient to its units).
+    gates = {g: HardConcrete(n, init_keep=0.99 if n == 1 else 0.6)
+             for g, (_, n) in structure.groups(levels).items()}
+    handle = attach_unit_gates(student, structure, gates)
+    distill = LayerDistillation(32, 32, student_layers=[0, 1, 2])
+    controller = LagrangianController(0.5, warmup_steps=2)
+    audio, lengths = torch.randn(2, 1600), torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        target = teacher(audio, output_hidden_states=True).hidden_states
+    hidden = student(audio, output_hidden_states=True).hidden_states
+    sparsity = expected_sparsity(structure, gates)
+    loss = distill(hidden, target, lengths) + controller.penalty(sparsity, step=1)
+    loss.backward()
+    controller.step()
+    # p̂ with keep 0.6 of the units is above p_t = 0.25: λ1 rises.
+    assert sparsity.item() > 0.3 and controller.lambda_1.item() > 0
+    silent = [g for g, gate in gates.items()
+              if gate.log_alpha.grad is None or not gate.log_alpha.grad.ne(0).any()]
+    assert not silent, [(g, gates[g].log_alpha.grad) for g in silent]
+    # Eval: the gates' deterministic masks, the same as fixed 0/1 gates.
+    student.eval()
+    for gate in gates.values():
+        gate.eval()
+    handle.resample()
+    with torch.no_grad():
+        gated = student(audio).last_hidden_state
+    handle.remove()
+    masks = deterministic_masks(gates)
+    handle = attach_unit_gates(student, structure,
+                               {g: FixedGate(m) for g, m in masks.items()})
+    with torch.no_grad():
+        fixed = student(audio).last_hidden_state
+    handle.remove()
+    assert torch.equal(gated, fixed)
+    assert 0 < achieved_sparsity(structure, masks) < 1
