@@ -301,6 +301,7 @@ def test_l0_distillation_step_on_a_gated_model(tmp_path):
     import copy
 
     from speechbrain_sparse.pruning.distillation import LayerDistillation
+    from speechbrain_sparse.pruning.gate_set import build_gates
     from speechbrain_sparse.pruning.unit_gates import FixedGate, attach_unit_gates
 
     teacher, _ = tiny_hf_model("wav2vec2", tmp_path, ctc=False)
@@ -309,8 +310,8 @@ def test_l0_distillation_step_on_a_gated_model(tmp_path):
     levels = ("head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn")
     torch.manual_seed(0)
     # Blocks nearly always open (a closed block passes no gradient to its units).
-    gates = {g: HardConcrete(n, init_keep=0.99 if n == 1 else 0.6)
-             for g, (_, n) in structure.groups(levels).items()}
+    gates = build_gates(structure, levels, init_keep={
+        "head_qk_dim": 0.6, "head_vo_dim": 0.6, "ffn_unit": 0.6})
     handle = attach_unit_gates(student, structure, gates)
     distill = LayerDistillation(32, 32, student_layers=[0, 1, 2])
     controller = LagrangianController(0.5, warmup_steps=2)
@@ -329,8 +330,7 @@ def test_l0_distillation_step_on_a_gated_model(tmp_path):
     assert not silent, [(g, gates[g].log_alpha.grad) for g in silent]
     # Eval: the gates' deterministic masks, the same as fixed 0/1 gates.
     student.eval()
-    for gate in gates.values():
-        gate.eval()
+    gates.eval()
     handle.resample()
     with torch.no_grad():
         gated = student(audio).last_hidden_state
@@ -343,3 +343,33 @@ def test_l0_distillation_step_on_a_gated_model(tmp_path):
     handle.remove()
     assert torch.equal(gated, fixed)
     assert 0 < achieved_sparsity(structure, masks) < 1
+
+
+def test_gate_set_builds_checkpoints_and_fits_the_other_pieces(asr_structure, tmp_path):
+    import functools
+
+    from speechbrain_sparse.pruning.gate_set import GateSet, build_gates
+
+    levels = ("head", "mha", "ffn_unit", "ffn")
+    make_gate = functools.partial(HardConcrete, ste=False)
+    gates = build_gates(asr_structure, levels, make_gate, init_keep={"ffn_unit": 0.5})
+    assert list(gates) == list(asr_structure.groups(levels))
+    unit = gates["1.encoder.layers.0.pos_ffn:ffn_unit"]
+    assert not unit.ste and unit.prob_open()[0].item() == pytest.approx(0.5)
+    assert gates["1.encoder.layers.0.pos_ffn:ffn"].prob_open()[0].item() \
+        == pytest.approx(0.99)
+    assert len(list(gates.parameters())) == len(gates) == 4 * 2 + 3 * 2
+    assert expected_params(asr_structure, gates).item() == pytest.approx(
+        expected_params(asr_structure, dict(gates.items())).item())
+    with torch.no_grad():
+        unit.log_alpha.fill_(-5.0)
+    Checkpointer(tmp_path, {"gates": gates}).save_checkpoint()
+    restored = build_gates(asr_structure, levels, make_gate)
+    Checkpointer(tmp_path, {"gates": restored}).recover_if_possible()
+    assert torch.equal(restored["1.encoder.layers.0.pos_ffn:ffn_unit"].log_alpha,
+                       unit.log_alpha)
+    assert not restored.eval()["1.encoder.layers.0.self_att:head"].training
+    assert set(restored.deterministic_masks()) == set(asr_structure.groups(levels))
+    with pytest.raises(UserInputError, match="init_keep"):
+        build_gates(asr_structure, ["head"], init_keep={"ffn_unit": 0.5})
+    assert isinstance(GateSet({}), torch.nn.Module)
