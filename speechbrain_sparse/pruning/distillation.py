@@ -121,6 +121,9 @@ def _check_index(index, states, side):
 class LayerDistillation(torch.nn.Module):
     """Student-vs-teacher hidden-state loss with fixed or learned layer pairs.
 
+    The projections are trained with the student: give this module's
+    parameters to the main optimizer. Teacher states are used detached.
+
     Arguments
     ---------
     student_dim, teacher_dim : int
