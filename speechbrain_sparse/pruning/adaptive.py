@@ -70,7 +70,7 @@ FINAL_MODES = ("prune", "soft")
 
 @register_checkpoint_hooks
 class AdaptiveMasker:
-    """Re-ranks a soft magnitude mask every ``n`` steps, stepping the level up every ``T``.
+    """Re-ranks a soft magnitude mask every ``n`` steps; the level steps up every ``T``.
 
     Arguments
     ---------
@@ -94,10 +94,11 @@ class AdaptiveMasker:
     Example
     -------
     >>> from speechbrain_sparse.pruning.schedules import CubicSchedule
-    >>> AdaptiveMasker(CubicSchedule(0.0, 0.7, 50, 4), rerank_every=50)
-    Traceback (most recent call last):
-    ...
-    speechbrain_sparse.errors.UserInputError: rerank_every (n=50) must be below the schedule's interval (T=50)
+    >>> try:
+    ...     AdaptiveMasker(CubicSchedule(0.0, 0.7, 50, 4), rerank_every=50)
+    ... except UserInputError as error:
+    ...     print(error)
+    rerank_every (n=50) must be below the schedule's interval (T=50)
     """
 
     def __init__(self, schedule, rerank_every, final_mode="prune", forward_mask=False,

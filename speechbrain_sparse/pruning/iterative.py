@@ -162,8 +162,9 @@ def _candidate_tensor(candidates, name, shape):
         raise UserInputError(f"candidates: no entry for prunable parameter '{name}'")
     allowed = torch.as_tensor(candidates[name]).cpu()
     if tuple(allowed.shape) != tuple(shape) or allowed.dtype != torch.bool:
-        raise UserInputError(f"candidates: '{name}' must be a bool tensor of shape "
-                             f"{tuple(shape)}, got {allowed.dtype} {tuple(allowed.shape)}")
+        raise UserInputError(
+            f"candidates: '{name}' must be a bool tensor of shape {tuple(shape)}, "
+            f"got {allowed.dtype} {tuple(allowed.shape)}")
     return allowed
 
 
@@ -253,12 +254,14 @@ class LotteryTicketRewind:
     ...     _ = lin.weight.add_(1.0)
     >>> mask = ParameterMask({"weight": torch.tensor([[True, False], [True, True]])})
     >>> rewind.rewind(lin, mask)
-    >>> torch.equal(lin.weight[mask["weight"]], rewind.reference["weight"][mask["weight"]])
+    >>> keep = mask["weight"]
+    >>> torch.equal(lin.weight[keep], rewind.reference["weight"][keep])
     True
-    >>> LotteryTicketRewind({"weight": torch.zeros(3, 2)}).check(lin)
-    Traceback (most recent call last):
-    ...
-    speechbrain_sparse.errors.UserInputError: LTH θ0: 'weight' has shape (3, 2) but the model's is (2, 2) (θ0 of another model?)
+    >>> try:
+    ...     LotteryTicketRewind({"weight": torch.zeros(3, 2)}).check(lin)
+    ... except UserInputError as error:
+    ...     print(error)
+    LTH θ0: 'weight' has shape (3, 2) but the model's is (2, 2) (θ0 of another model?)
     """
 
     def __init__(self, reference_state):
@@ -296,7 +299,7 @@ class LotteryTicketRewind:
 
     @torch.no_grad()
     def rewind(self, model, mask):
-        """Sets ``model``'s parameters to ``θ0`` and the entries outside ``mask`` to 0."""
+        """Sets ``model``'s parameters to ``θ0``, the entries outside ``mask`` to 0."""
         self.check(model)
         for name, param in canonical_named_parameters(model).items():
             param.copy_(self.reference[name])
