@@ -59,7 +59,7 @@ from speechbrain_sparse.pruning.iterative import (
     magnitude_mask,
     mask_from_state,
     mask_state,
-    zero_pruned,
+    prune_by_magnitude,
 )
 from speechbrain_sparse.pruning.schedules import check_steps
 
@@ -166,11 +166,9 @@ class AdaptiveMasker:
                    "rerank_every": self.rerank_every, "final": hard,
                    "forward_mask": self.forward_mask,
                    "schedule": self.schedule.describe()}
-        mask = magnitude_mask(model, level, self.coverage, candidates=candidates,
-                              method=self.method, options=options,
-                              workspace=self.workspace)
-        if hard or not self.forward_mask:
-            zero_pruned(model, mask, self.workspace)
+        rank = magnitude_mask if self.forward_mask and not hard else prune_by_magnitude
+        mask = rank(model, level, self.coverage, candidates=candidates,
+                    method=self.method, options=options, workspace=self.workspace)
         if self.rewind is not None and increase:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.hard = mask, level, hard

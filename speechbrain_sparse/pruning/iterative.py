@@ -14,6 +14,7 @@ then rewound to ``θ0``, the dense pretrained weights
   ``TransformerASR`` (as :class:`~.model_families.TransformerASRFamily`);
 * :func:`magnitude_mask` -- the exact global top-``|θ|`` mask at a level,
   optionally restricted to candidate entries (reused by adaptive masking);
+  :func:`prune_by_magnitude` -- the same, and the rest set to zero;
 * :func:`zero_pruned` -- sets the entries outside a mask to exactly zero
   (:class:`Workspace`: a buffer reused between re-ranks);
 * :class:`LotteryTicketRewind` -- ``θ ← m ⊙ θ0``, refusing ``θ0`` of another model;
@@ -54,7 +55,7 @@ from speechbrain_sparse.parameter_names import (
 )
 from speechbrain_sparse.pruning.obs import pruned_count
 from speechbrain_sparse.pruning.schedules import check_level
-from speechbrain_sparse.topk import select_topk
+from speechbrain_sparse.topk import topk_flat
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ def magnitude_mask(model, level, coverage=TRANSFORMER_ASR_COVERAGE, candidates=N
     """Returns the exact global magnitude mask of ``model`` at sparsity ``level``.
 
     Of the ``N`` covered entries, the ``N - round(level·N)`` with the largest
-    ``|θ|`` are kept (True); ties go to the lower flat index
-    (:func:`~speechbrain_sparse.topk.select_topk`). The model is not changed.
+    ``|θ|`` are kept (True); ties go to the lower flat index (the exact top-K
+    engine :func:`~speechbrain_sparse.topk.topk_flat`, one ranking over all
+    covered entries). The model is not changed.
 
     Arguments
     ---------
@@ -125,36 +127,82 @@ def magnitude_mask(model, level, coverage=TRANSFORMER_ASR_COVERAGE, candidates=N
     [[True, False, True]]
     """
     level = check_level(level, "level")
+    params, keep = _rank(model, level, coverage, candidates, workspace)
+    return _as_mask(params, keep, level, coverage, method, options)
+
+
+def prune_by_magnitude(model, level, coverage=TRANSFORMER_ASR_COVERAGE,
+                       candidates=None, method="magnitude", options=None,
+                       workspace=None):
+    """:func:`magnitude_mask`, then the pruned entries of ``model`` set to +0.0.
+
+    The same as ``zero_pruned(model, magnitude_mask(...))`` with fewer
+    passes over the weights (the flat selection is turned into 0/1 factors
+    in one operation). Arguments and result as :func:`magnitude_mask`.
+
+    Example
+    -------
+    >>> lin = torch.nn.Linear(4, 2)
+    >>> mask = prune_by_magnitude(lin, 0.5, Coverage(include=["weight"]))
+    >>> mask.num_selected(), int((lin.weight == 0).sum())
+    (4, 4)
+    """
+    level = check_level(level, "level")
+    params, keep = _rank(model, level, coverage, candidates, workspace)
+    ones = (workspace or Workspace()).get(keep.numel())
+    ones.copy_(keep)
+    zero, offset = torch.zeros(()), 0
+    with torch.no_grad():
+        for param in params.values():
+            count = param.numel()
+            if _fast(param):
+                factors = ones[offset : offset + count].view(param.shape)
+                torch.addcmul(zero, param, factors, out=param)  # 0 + θ·m: +0.0
+            else:
+                pruned = ~keep[offset : offset + count].view(param.shape)
+                param.masked_fill_(pruned.to(param.device), 0.0)
+            offset += count
+    return _as_mask(params, keep, level, coverage, method, options)
+
+
+def _rank(model, level, coverage, candidates, workspace):
+    """Returns the covered parameters and the flat bool selection (top-K ``|θ|``)."""
     params = prunable_parameters(model, coverage)
     total = sum(p.numel() for p in params.values())
     keep = total - pruned_count(total, level)
-    buffer = (workspace or Workspace()).get(total)
-    scores, offset = {}, 0
+    flat = (workspace or Workspace()).get(total)
+    offset = 0
     for name, param in params.items():
-        view = buffer[offset : offset + param.numel()].view(param.shape)
+        view = flat[offset : offset + param.numel()].view(param.shape)
         if _fast(param):
             torch.abs(param.detach(), out=view)  # one pass, no temporary
         else:
             view.copy_(param.detach().abs())
-        scores[name], offset = view, offset + param.numel()
+        if candidates is not None:
+            view.masked_fill_(~_candidate_tensor(candidates, name, view.shape), -1.0)
+        offset += param.numel()
+    if not torch.isfinite(flat.sum()):
+        for name, param in params.items():
+            if torch.isnan(param).any():
+                raise ValueError(f"parameter '{name}' contains NaN")
     if candidates is not None:
-        available = 0
-        for name, view in scores.items():
-            allowed = _candidate_tensor(candidates, name, view.shape)
-            view.masked_fill_(~allowed, -1.0)  # below every |θ|: never kept
-            available += int(allowed.count_nonzero())
+        available = int((flat >= 0).count_nonzero())  # -1: not a candidate
         if keep > available:
             raise UserInputError(
                 f"level {level}: {keep} of {total} entries must be kept but only "
                 f"{available} are candidates")
-    options = dict(options or {}, level=level)
-    if keep == 0:  # select_topk needs a positive density
-        tensors = {n: torch.zeros(v.shape, dtype=torch.bool) for n, v in scores.items()}
-        return ParameterMask(tensors, coverage, method, options, target_density=0.0)
-    mask = select_topk(scores, keep / total, coverage=coverage, method=method,
-                       options=options)
-    mask.target_density = 1.0 - level
-    return mask
+    return params, topk_flat(flat, keep)
+
+
+def _as_mask(params, keep, level, coverage, method, options):
+    views, offset = {}, 0
+    for name, param in params.items():
+        views[name] = keep[offset : offset + param.numel()].view(param.shape)
+        offset += param.numel()
+    options = dict(options or {}, level=float(level))
+    logger.debug("%s mask: %d of %d entries kept (sparsity %.6f)", method,
+                 int(keep.count_nonzero()), keep.numel(), level)
+    return ParameterMask(views, coverage, method, options, target_density=1 - level)
 
 
 def _candidate_tensor(candidates, name, shape):
@@ -172,8 +220,9 @@ class Workspace:
     """A float32 buffer reused across re-ranks.
 
     A fresh 350 MB buffer per re-rank of an 87.5 M-entry model costs more in
-    page faults than the ranking pass itself; an :class:`AdaptiveMasker`
-    keeps one of these. Not part of any checkpoint.
+    page faults than the ranking pass itself; an
+    :class:`~speechbrain_sparse.pruning.adaptive.AdaptiveMasker` keeps one.
+    Not part of any checkpoint.
 
     Example
     -------
@@ -198,38 +247,22 @@ def _fast(param):
 
 
 @torch.no_grad()
-def zero_pruned(model, mask, workspace=None):
+def zero_pruned(model, mask):
     """Sets every entry of ``model`` outside ``mask`` (False) to exactly +0.0.
-
-    With a ``workspace``, float32 CPU tensors are multiplied by the mask as
-    0/1 floats (``0 + θ·m``: a random bool ``masked_fill_`` is several times
-    slower on CPU, and ``+ 0`` turns the ``-0.0`` of negative weights into
-    ``+0.0``).
 
     Example
     -------
     >>> lin = torch.nn.Linear(2, 1)
     >>> with torch.no_grad():
     ...     _ = lin.weight.copy_(torch.tensor([[-1.0, 2.0]]))
-    >>> zero_pruned(lin, {"weight": torch.tensor([[False, True]])}, Workspace())
+    >>> zero_pruned(lin, {"weight": torch.tensor([[False, True]])})
     >>> lin.weight.tolist(), torch.signbit(lin.weight).tolist()
     ([[0.0, 2.0]], [[False, False]])
     """
     params = canonical_named_parameters(model)
-    names = [n for n in mask if _fast(params[n])] if workspace is not None else []
-    if names:
-        buffer = workspace.get(sum(params[n].numel() for n in names))
-        zero, offset = torch.zeros(()), 0
-        for name in names:
-            param = params[name]
-            ones = buffer[offset : offset + param.numel()].view(param.shape)
-            ones.copy_(mask[name])
-            torch.addcmul(zero, param, ones, out=param)
-            offset += param.numel()
     for name, keep in mask.items():
-        if name not in names:
-            param = params[name]
-            param.masked_fill_(~keep.to(param.device), 0.0)
+        param = params[name]
+        param.masked_fill_(~keep.to(param.device), 0.0)
 
 
 class LotteryTicketRewind:
@@ -360,9 +393,8 @@ class IterativeMagnitudePruning:
         if self.rewind is not None:
             self.rewind.check(model)
         options = {"round": self.rounds, "schedule": self.schedule.describe()}
-        mask = magnitude_mask(model, level, self.coverage, candidates=self.mask,
-                              method=self.method, options=options)
-        zero_pruned(model, mask)
+        mask = prune_by_magnitude(model, level, self.coverage, candidates=self.mask,
+                                  method=self.method, options=options)
         if self.rewind is not None:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.rounds = mask, level, self.rounds + 1
