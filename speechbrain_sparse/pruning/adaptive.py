@@ -53,7 +53,7 @@ from speechbrain.utils.checkpoints import (
 
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.parameter_names import canonical_named_parameters
-from speechbrain_sparse.pruning.iterative import (
+from speechbrain_sparse.pruning.global_magnitude import (
     TRANSFORMER_ASR_COVERAGE,
     Workspace,
     magnitude_mask,
@@ -89,7 +89,7 @@ class AdaptiveMasker:
         Adaptive LTH: at each level increase the survivors are rewound to ``θ0``.
     coverage : Coverage, optional
         The prunable parameters (default:
-        :data:`~speechbrain_sparse.pruning.iterative.TRANSFORMER_ASR_COVERAGE`).
+        :data:`~speechbrain_sparse.pruning.global_magnitude.TRANSFORMER_ASR_COVERAGE`).
 
     Example
     -------

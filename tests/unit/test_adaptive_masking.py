@@ -7,10 +7,8 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage
 from speechbrain_sparse.pruning.adaptive import AdaptiveMasker
-from speechbrain_sparse.pruning.iterative import (
-    TRANSFORMER_ASR_COVERAGE,
-    LotteryTicketRewind,
-)
+from speechbrain_sparse.pruning.global_magnitude import TRANSFORMER_ASR_COVERAGE
+from speechbrain_sparse.pruning.iterative import LotteryTicketRewind
 from speechbrain_sparse.pruning.obs import pruned_count
 from speechbrain_sparse.pruning.schedules import (
     ConstantSchedule,

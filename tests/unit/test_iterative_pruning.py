@@ -7,11 +7,13 @@ from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import Coverage
-from speechbrain_sparse.pruning.iterative import (
+from speechbrain_sparse.pruning.global_magnitude import (
     TRANSFORMER_ASR_COVERAGE,
+    magnitude_mask,
+)
+from speechbrain_sparse.pruning.iterative import (
     IterativeMagnitudePruning,
     LotteryTicketRewind,
-    magnitude_mask,
 )
 from speechbrain_sparse.pruning.obs import pruned_count
 from speechbrain_sparse.pruning.schedules import LinearStepsSchedule

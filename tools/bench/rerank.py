@@ -140,7 +140,7 @@ def tiny_asr():
 
 
 def measure_overhead(pairs, n=50):
-    from speechbrain_sparse.pruning.iterative import TRANSFORMER_ASR_COVERAGE
+    from speechbrain_sparse.pruning.global_magnitude import TRANSFORMER_ASR_COVERAGE
 
     model, step = tiny_asr()
     masker = AdaptiveMasker(ConstantSchedule(0.7), rerank_every=n, final_mode="soft",
