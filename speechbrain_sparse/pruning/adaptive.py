@@ -173,6 +173,8 @@ class AdaptiveMasker:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.hard = mask, level, hard
         self.reranks += 1
+        if hard:
+            self.workspace = Workspace()  # no more re-ranks: free the buffer
         logger.debug("%s re-rank %d at step %d: sparsity %.4f%s", self.method,
                      self.reranks, step, level, " (final, hard)" if hard else "")
         return mask
