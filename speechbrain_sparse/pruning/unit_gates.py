@@ -89,25 +89,37 @@ class _GateValues:
         self.generation += 1
 
     def scale(self, spec, weight):
-        """The scale tensor of a :class:`UnitScale` spec (shared by weight and
-        bias of the same rows), broadcastable to ``weight``."""
+        """The scale tensor of a :class:`UnitScale` spec, broadcastable to
+        ``weight`` (its row vector is shared by a weight and its bias)."""
         rows, columns, whole = spec
-        key = (spec, weight.dim(), weight.dtype, torch.is_grad_enabled())
+        grad = torch.is_grad_enabled()
+        key = (spec, weight.dim(), weight.dtype, grad)
         if key in self.values:
             return self.values[key]
         scale = None
         if rows:
-            scale = torch.cat([self._product(f, n, weight) for n, f in rows])
-            scale = scale.view(-1, *[1] * (weight.dim() - 1))
+            vector = self._vector(("rows", rows, weight.dtype, grad), weight)
+            scale = vector.view(-1, *[1] * (weight.dim() - 1))
         if columns:
-            column = self._product(columns, weight.shape[1], weight)
-            column = column.view(1, -1, *[1] * (weight.dim() - 2))
-            scale = column if scale is None else scale * column
+            vector = self._vector(("columns", columns, weight.dtype, grad), weight)
+            vector = vector.view(1, -1, *[1] * (weight.dim() - 2))
+            scale = vector if scale is None else scale * vector
         for group in whole:
             z = self(group).to(device=weight.device, dtype=weight.dtype)
             scale = z if scale is None else scale * z
         self.values[key] = scale
         return scale
+
+    def _vector(self, key, like):
+        """The product of gates along rows (segments) or columns, memoised."""
+        if key not in self.values:
+            kind, spec = key[:2]
+            if kind == "rows":
+                parts = [self._product(f, n, like) for n, f in spec]
+                self.values[key] = parts[0] if len(parts) == 1 else torch.cat(parts)
+            else:
+                self.values[key] = self._product(spec, like.shape[1], like)
+        return self.values[key]
 
     def _product(self, factors, length, like):
         scale = None
