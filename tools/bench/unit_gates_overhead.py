@@ -10,10 +10,11 @@ tiny size (d 144, 4 heads, 4 + 2 layers, d_ffn 576) on 4 x 3 s (75 encoder
 frames, 30 tokens) and on 16 x 3 s, the unit tests' 16-wide TransformerASR, and a
 wav2vec2-shaped model (hidden 144, 6 layers, 7 x 128 group-norm convs) on
 4 x 2 s of audio. Times are the process's CPU time by default (``--clock
-process``; the shared 2-core machine makes wall time meaningless under load),
-or wall time (``--clock wall``).
+process``) with one thread: on the shared 2-core machine (load ~12) wall time
+is meaningless, and with 2 threads the OpenMP workers' spinning dominates the
+CPU time; ``--clock wall --threads 2`` on an idle machine.
 
-Usage: ``python tools/bench/unit_gates_overhead.py [--steps 20] [--threads 2]
+Usage: ``python tools/bench/unit_gates_overhead.py [--steps 20] [--threads 1]
 [--clock process|wall] [--models asr_tiny ...]``
 Last line: ``RESULT ratio_<model>=<gated / plain> ...``.
 """
@@ -111,7 +112,7 @@ def main():
     """Runs the benchmark and prints the RESULT line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=["process", "wall"], default="process")
     parser.add_argument("--models", nargs="+",
                         default=["asr_tiny", "asr_tiny_b16", "asr_test16",
