@@ -12,6 +12,9 @@ Authors
  * speechbrain_sparse contributors 2026
 """
 
+from speechbrain_sparse.surgery.io import load_structured, save_structured
 from speechbrain_sparse.surgery.modules import ConstantOutput, PrunedSelfAttention
+from speechbrain_sparse.surgery.remove import count_parameters, remove_units
 
-__all__ = ["ConstantOutput", "PrunedSelfAttention"]
+__all__ = ["ConstantOutput", "PrunedSelfAttention", "count_parameters",
+           "load_structured", "remove_units", "save_structured"]

@@ -98,6 +98,7 @@ def remove_units(model, unit_mask, structure=None):
     _refuse_gated(structure)
     keep = _checked_groups(unit_mask, structure)
     _check_conv(structure, keep)  # before anything changes
+    fingerprint = structure.fingerprint()
     summary = {"attention": [], "ffn": [], "conv": None}
     new_attention, new_ffn = [], []
     for block in structure.attention:
@@ -113,7 +114,7 @@ def remove_units(model, unit_mask, structure=None):
     if structure.conv is not None:
         summary["conv"] = _conv(structure.conv, keep)
     setattr(model, RECORD_ATTRIBUTE, {
-        "family": structure.family, "fingerprint": structure.fingerprint(),
+        "family": structure.family, "fingerprint": fingerprint,
         "mask": {group: bits.clone() for group, bits in keep.items()},
         "summary": summary,
     })
