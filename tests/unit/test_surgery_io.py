@@ -42,7 +42,7 @@ def test_hf_round_trip(kind, tmp_path):
     weights = (folder / record["weights"]["file"]).stat().st_size
     state = model.state_dict()
     stored = sum(t.numel() * t.element_size() for t in state.values())
-    assert stored <= weights <= stored + 100 * len(state)  # + a header per tensor
+    assert stored <= weights <= stored + 160 * len(state)  # + a header entry per tensor
 
 
 def test_ctc_model_round_trip(tmp_path):
