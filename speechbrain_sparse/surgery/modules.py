@@ -143,14 +143,13 @@ class PrunedSelfAttention(torch.nn.Module):
         if self.num_kept:
             width_qk = self.num_kept * self.max_qk
             width_vo = self.num_kept * self.max_vo
-            kwargs = {"bias": bias, "device": "meta"}
-            self.q_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
-            self.k_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
-            self.v_proj = torch.nn.Linear(embed_dim, width_vo, **kwargs)
-            self.out_proj = torch.nn.Linear(width_vo, embed_dim, bias=out_bias,
-                                            device="meta")
-            self.to_empty(device=device or "cpu")
-            self.to(dtype or torch.get_default_dtype())
+            factory = {"device": device or "cpu", "dtype": dtype}
+            linear = torch.nn.utils.skip_init  # no random init: zeros below
+            self.q_proj = linear(torch.nn.Linear, embed_dim, width_qk, bias, **factory)
+            self.k_proj = linear(torch.nn.Linear, embed_dim, width_qk, bias, **factory)
+            self.v_proj = linear(torch.nn.Linear, embed_dim, width_vo, bias, **factory)
+            self.out_proj = linear(torch.nn.Linear, width_vo, embed_dim, out_bias,
+                                   **factory)
             with torch.no_grad():
                 for parameter in self.parameters():
                     parameter.zero_()
@@ -177,17 +176,18 @@ class PrunedSelfAttention(torch.nn.Module):
                 if self.out_bias is not None:
                     self.out_bias.copy_(bo)
                 return
-            for i, (rows_qk, rows_vo) in enumerate(zip(qk_rows, vo_rows)):
-                target_qk = slice(i * self.max_qk, i * self.max_qk + len(rows_qk))
-                target_vo = slice(i * self.max_vo, i * self.max_vo + len(rows_vo))
-                parts = ((self.q_proj, wq, bq, rows_qk, target_qk),
-                         (self.k_proj, wk, bk, rows_qk, target_qk),
-                         (self.v_proj, wv, bv, rows_vo, target_vo))
-                for proj, w, b, rows, target in parts:
-                    proj.weight[target] = w[rows]
-                    if b is not None:
-                        proj.bias[target] = b[rows]
-                self.out_proj.weight[:, target_vo] = wo[:, rows_vo]
+            # one gather / scatter per tensor: original rows -> padded slots
+            source_qk, target_qk = _slots(qk_rows, self.max_qk)
+            source_vo, target_vo = _slots(vo_rows, self.max_vo)
+            parts = ((self.q_proj, wq, bq, source_qk, target_qk),
+                     (self.k_proj, wk, bk, source_qk, target_qk),
+                     (self.v_proj, wv, bv, source_vo, target_vo))
+            for proj, w, b, source, target in parts:
+                proj.weight.index_copy_(0, target, w.index_select(0, source))
+                if b is not None:
+                    proj.bias.index_copy_(0, target, b.index_select(0, source))
+            out = self.out_proj.weight
+            out.index_copy_(1, target_vo, wo.index_select(1, source_vo))
             if bo is not None:
                 self.out_proj.bias.copy_(bo)
 
@@ -323,6 +323,13 @@ class PrunedSelfAttention(torch.nn.Module):
         return (f"embed_dim={self.embed_dim}, call={self.call}, "
                 f"qk_dims={self.qk_dims}, vo_dims={self.vo_dims}, "
                 f"head_dim={self.head_dim}")
+
+
+def _slots(rows, width):
+    """(original rows, padded positions) of all heads, each padded to ``width``."""
+    source = torch.cat([torch.as_tensor(r, dtype=torch.long) for r in rows])
+    target = torch.cat([torch.arange(len(r)) + i * width for i, r in enumerate(rows)])
+    return source, target
 
 
 def _additive(mask, dtype):

@@ -267,3 +267,17 @@ def test_refuses_attached_gates_and_second_surgery():
     remove_units(model, mask)
     with pytest.raises(UserInputError, match="already surgered"):
         remove_units(model, mask)
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "wavlm"])
+def test_eager_attention_matches_sdpa(kind):
+    """The countable path (eager HF attention, explicit matmuls) = the SDPA one."""
+    model = hf_model(kind, feat_extract_norm="layer", do_stable_layer_norm=True)
+    remove_units(model, random_mask(model_structure(model), LEVEL_SETS[1], seed=7))
+    inputs = hf_inputs()
+    fast = hf_run(model, inputs)
+    model.set_attn_implementation("eager")
+    for module in model.modules():
+        if isinstance(module, PrunedSelfAttention):
+            module.eager = True
+    assert relative_error(fast, hf_run(model, inputs)) <= 1e-12
