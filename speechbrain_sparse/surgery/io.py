@@ -123,6 +123,10 @@ def save_structured(model, folder, arch=None, normalizer=None, source=None, info
     if hf_type is None and arch is None:
         raise UserInputError("save_structured: a SpeechBrain model needs arch (the "
                              "arch YAML's sizes, e.g. the hparams it was built from)")
+    whole = isinstance(model, torch.nn.ModuleList) and len(model) == 4
+    if hf_type is None and not whole:
+        raise UserInputError("save_structured: pass the arch YAML's model (ModuleList "
+                             "[CNN, Transformer, seq_lin, ctc_lin]) surgered whole")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     check_finite(state, f"{folder}: the model")
     structure = {

@@ -112,6 +112,9 @@ class PrunedSelfAttention(torch.nn.Module):
         The original number of heads (WavLM).
     dtype, device : optional
         Of the parameters (default: torch's defaults).
+    dropout : float
+        Dropout on the attention weights in training mode (as the replaced
+        module's).
 
     Example
     -------
@@ -123,7 +126,7 @@ class PrunedSelfAttention(torch.nn.Module):
 
     def __init__(self, embed_dim, qk_dims, vo_dims, head_dim, call="hf", bias=True,
                  out_bias=True, kept_heads=None, num_heads=None, dtype=None,
-                 device=None):
+                 device=None, dropout=0.0):
         super().__init__()
         if call not in CALL_STYLES:
             raise ValueError(f"call must be one of {CALL_STYLES}, got {call!r}")
@@ -139,6 +142,7 @@ class PrunedSelfAttention(torch.nn.Module):
         self.num_heads = num_heads if num_heads is not None else self.num_kept
         self.max_qk = max(self.qk_dims + [1])  # a head with no qk dim: zero scores
         self.max_vo = max(self.vo_dims + [1])
+        self.dropout = float(dropout)
         self.eager = False  # True: explicit matmuls (FLOP counting), else SDPA
         if self.num_kept:
             width_qk = self.num_kept * self.max_qk
@@ -294,15 +298,17 @@ class PrunedSelfAttention(torch.nn.Module):
         k = self.k_proj(key).view(batch, key.shape[1], heads, -1).transpose(1, 2)
         v = self.v_proj(value).view(batch, value.shape[1], heads, -1).transpose(1, 2)
         weights = None
+        dropout = self.dropout if self.training else 0.0
         if self.eager or need_weights:
             scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
             if mask is not None:
                 scores = scores + mask if mask.dtype != torch.bool else \
                     scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores, dim=-1)
-            context = torch.matmul(weights, v)
+            context = torch.matmul(F.dropout(weights, dropout, self.training), v)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                     dropout_p=dropout,
                                                      scale=self.scaling)
         context = context.transpose(1, 2).reshape(batch, length, -1)
         return self.out_proj(context), weights

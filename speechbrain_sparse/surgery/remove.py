@@ -213,7 +213,8 @@ def _attention(model, block, keep):
         block.embed_dim, entry["qk_dims"], entry["vo_dims"], block.head_dim,
         call=CALLS[block.kind], bias=weights[1] is not None,
         out_bias=bo is not None and mha, kept_heads=kept, num_heads=block.num_heads,
-        dtype=reference.dtype, device=reference.device)
+        dtype=reference.dtype, device=reference.device,
+        dropout=float(getattr(old, "dropout", 0.0) or 0.0))
     rows = torch.arange(block.num_heads * block.head_dim).view(block.num_heads, -1)
     new.load_head_weights(weights, [rows[h][qk[h]] for h in kept],
                           [rows[h][vo[h]] for h in kept])

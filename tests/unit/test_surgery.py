@@ -281,3 +281,23 @@ def test_eager_attention_matches_sdpa(kind):
         if isinstance(module, PrunedSelfAttention):
             module.eager = True
     assert relative_error(fast, hf_run(model, inputs)) <= 1e-12
+
+
+def test_integer_relu_ffn_bit_identical():
+    """Integer weights and inputs: every sum is exact, so unit removal is too."""
+    model = hf_model("wav2vec2", hidden_act="relu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for block in model_structure(model).ffn:
+            for linear in (block.up, block.down):
+                for parameter in linear.parameters():
+                    parameter.copy_(torch.randint(-3, 4, parameter.shape,
+                                                  generator=generator))
+    mask = random_mask(model_structure(model), ("ffn_unit",), seed=2)
+    zeroed, surgered = surgered_and_gated(model, mask, zeroed=True)
+    x = torch.randint(-5, 6, (2, 7, 32), generator=generator).double()
+    for i in range(2):
+        with torch.no_grad():
+            reference = zeroed.encoder.layers[i].feed_forward(x)
+            assert torch.equal(reference, surgered.encoder.layers[i].feed_forward(x))
+        assert surgered.encoder.layers[i].feed_forward.output_dense.in_features < 64
