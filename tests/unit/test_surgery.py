@@ -112,6 +112,8 @@ def test_hf_random_masks_match_gated(case, levels):
     unit_mask = UnitMask(mask, structure.fingerprint())
     assert count(surgered) == count(model) - structure.num_params(unit_mask.levels) \
         + unit_mask.num_kept_params(structure)
+    entries = unit_mask.to_parameter_mask(model, structure)  # the same entries
+    assert entries.numel() - entries.num_selected() == count(model) - count(surgered)
 
 
 @pytest.mark.parametrize("levels", range(len(LEVEL_SETS) - 1))
@@ -127,6 +129,8 @@ def test_transformer_asr_random_masks_match_gated(levels):
     unit_mask = UnitMask(mask, structure.fingerprint())
     assert count(surgered) == count(model) - structure.num_params(unit_mask.levels) \
         + unit_mask.num_kept_params(structure)
+    entries = unit_mask.to_parameter_mask(model, structure)  # the same entries
+    assert entries.numel() - entries.num_selected() == count(model) - count(surgered)
     cross = surgered[1].decoder.layers[0].multihead_attn.att
     assert isinstance(cross, (PrunedSelfAttention, ConstantOutput))
 
