@@ -147,7 +147,7 @@ class MaskEnforcer:
                 self.fully_frozen.add(name)
             elif count < keep.numel():
                 self.frozen[name] = ~keep
-            partial = 0 < count < keep.numel()
+            partial = name in self.frozen
             if (self.mode == "freeze" and partial) or (count and self.l1_weight > 0):
                 ref = param.detach() if reference is None else reference[name]
                 ref = ref.to(param.device, param.dtype, copy=True)
