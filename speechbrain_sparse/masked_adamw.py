@@ -95,7 +95,10 @@ class MaskedAdamW(torch.optim.Optimizer):
         for param, state in self.state.items():
             new = self._trainable_indices(param)
             before = old[id(param)]
-            if "exp_avg" in state and not _same_entries(before, new):
+            if "exp_avg" not in state or _same_entries(before, new):
+                continue
+            expected = param.numel() if before is None else before.numel()
+            if state["exp_avg"].numel() == expected:  # else: loaded for ``new``
                 _remap_state(param, state, betas[id(param)], before, new)
 
     def set_step_mask(self, masks):
