@@ -122,8 +122,11 @@ class MaskEnforcer:
             raise KeyError(f"mask names parameters not in the module: {unknown[:5]}")
         self._bind(mask, reference=None)
 
-    def _bind(self, mask, reference):
-        """Sorts tensors into trainable / partial / frozen and stores theta_s."""
+    def _bind(self, mask, reference, optimized=()):
+        """Sorts tensors into trainable / partial / frozen; stores theta_s.
+
+        ``optimized`` tensors stay partial even with no trainable entry.
+        """
         self.frozen = {}  # name -> bool tensor, True = frozen/pruned entry
         self.reference = {}  # name -> theta_s (pruned entries zeroed)
         self.fully_frozen = set()
@@ -139,11 +142,11 @@ class MaskEnforcer:
                 raise UserInputError(f"mask {name}: {keep.shape} != {param.shape}")
             count = int(keep.sum())
             self.num_trainable += count
-            if count == 0:
+            if count == 0 and name not in optimized:
                 self.fully_frozen.add(name)
             elif count < keep.numel():
                 self.frozen[name] = ~keep
-            partial = 0 < count < keep.numel()
+            partial = name in self.frozen
             if (self.mode == "freeze" and partial) or (count and self.l1_weight > 0):
                 ref = param.detach() if reference is None else reference[name]
                 ref = ref.to(param.device, param.dtype, copy=True)
@@ -157,13 +160,28 @@ class MaskEnforcer:
                     self.params[name].zero_()
         self.enforce()
 
+    def rebind(self, mask):
+        """Replaces the mask while training; the optimizers keep every tensor.
+
+        ``mask`` is as for the constructor. Leaving entries are frozen at their
+        current value (``theta_s`` becomes the current values) or zeroed
+        (prune); joining entries train from their current value. Bound
+        ``MaskedAdamW`` optimizers keep the moments of entries that stay.
+        """
+        optimized = set(self.params) - self.fully_frozen
+        for name in sorted(set(mask) & getattr(self, "dropped", set())):
+            if bool(torch.as_tensor(mask[name]).any()):
+                raise UserInputError(f"rebind: '{name}' was removed from the "
+                                     f"optimizers (no trainable entry at the start)")
+        self._bind(mask, reference=None, optimized=optimized)
+        for name in optimized - self.fully_frozen:
+            self.params[name].requires_grad_(True)
+        self._rebind_optimizers()
+
     def trainable_parameters(self):
         """Returns the parameters that have at least one trainable entry."""
-        return [
-            p
-            for n, p in self.params.items()
-            if n not in self.fully_frozen and p.requires_grad
-        ]
+        return [p for n, p in self.params.items()
+                if n not in self.fully_frozen and p.requires_grad]
 
     def trainable_masks(self):
         """Returns ``{param: bool tensor}`` for partially trainable tensors.
@@ -183,10 +201,10 @@ class MaskEnforcer:
             All optimizers of the training loop.
         """
         excluded = {id(self.params[n]) for n in self.fully_frozen}
+        self.dropped = set(self.fully_frozen)
         optimizers = list(optimizers)
-        self.bound_optimizers = [
-            o for o in optimizers if hasattr(o, "set_trainable_masks")
-        ]
+        self.bound_optimizers = [o for o in optimizers
+                                 if hasattr(o, "set_trainable_masks")]
         for opt in optimizers:
             for group in opt.param_groups:
                 group["params"] = [p for p in group["params"] if id(p) not in excluded]
@@ -378,13 +396,8 @@ class MaskedTrainingMixin:
         for opt in optimizers:
             self.scaler.unscale_(opt)
         enforcer.add_l1_gradient()
-        params = [
-            p
-            for opt in optimizers
-            for group in opt.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
+        params = [p for opt in optimizers for group in opt.param_groups
+                  for p in group["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
             self.check_gradients()
