@@ -24,10 +24,10 @@ MONOLINGUAL = ("dense_mono", "imp", "lth", "adaptive")
 # ---- sizes: the multilingual model (the paper's 187M) and the monolingual ----
 # ---- references at ~0.3 of its parameters (the paper's 56M)              ----
 SIZES = {
-    "tiny": {**base.SIZES["tiny"], "mono_d_model": 80, "mono_d_ffn": 320,
+    "tiny": {**base.SIZES["tiny"], "mono_d_model": 76, "mono_d_ffn": 304,
              "dense_epochs": "8", "n_warmup_steps": 300, "interval": 200,
              "rerank": 50, "lr": 0.0005},
-    "small": {**base.SIZES["small"], "mono_d_model": 144, "mono_d_ffn": 1024,
+    "small": {**base.SIZES["small"], "mono_d_model": 136, "mono_d_ffn": 1088,
               "dense_epochs": "60", "n_warmup_steps": 10000, "interval": 2000,
               "rerank": 500, "lr": 0.0002},
     "large": {**base.SIZES["large"], "mono_d_model": 272, "mono_d_ffn": 1088,
@@ -192,8 +192,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         normalizer: !ref <pretrained_dir>/normalizer.ckpt
         tokenizer: !ref <pretrained_dir>/tokenizer.model
 
-# AdamW that touches only the entries a step may train (MaskedAdamW)
-opt_class: !name:speechbrain_sparse.masked_adamw.MaskedAdamW
+{optimizer}
     lr: !ref <lr>
     betas: (0.9, 0.98)
     eps: 0.000000001
@@ -212,6 +211,18 @@ checkpointer: !new:speechbrain_sparse.checkpoints.ResumableCheckpointer
 train_logger: !new:speechbrain.utils.train_logger.FileTrainLogger
     save_file: !ref <train_log>
 """
+
+# pruned entries are zeroed after every step (prune mode) or at every re-rank
+# (adaptive, soft): dense AdamW, whose moments survive the masks' changes
+PRUNING_OPTIMIZER = """\
+# dense AdamW: pruned entries are set back to zero after every step (prune
+# mode) or at every re-rank (adaptive); the moments survive mask changes
+opt_class: !name:torch.optim.AdamW"""
+# a language's step must leave the other languages' entries bit-identical
+PATHWAY_OPTIMIZER = """\
+# AdamW that updates, at each step, only the entries of that step's language
+# (MaskedAdamW.set_step_mask): the others' weights and moments stay untouched
+opt_class: !name:speechbrain_sparse.masked_adamw.MaskedAdamW"""
 
 SCHEDULE = """\
 prune_interval: {interval}                      # T: optimizer steps at each sparsity level
@@ -357,6 +368,8 @@ def stage_yaml(dataset, size, stage):
     else:
         training = MASKED_TRAINING.format(
             loaders=loaders, lr=spec["lr"], batch_size=spec["finetune"]["batch_size"],
+            optimizer=PATHWAY_OPTIMIZER if stage in ("pathways", "dynamic_pathways")
+            else PRUNING_OPTIMIZER,
             stage_block=_stage_block(dataset, size, stage))
     return (_header(dataset, size, stage)
             + "seed: 1234\n__set_seed: !apply:torch.manual_seed [!ref <seed>]\n"
