@@ -29,7 +29,11 @@ from pathlib import Path
 
 import speechbrain as sb
 
-from speechbrain_sparse.asr.data import build_datasets, check_manifests, train_loader_options
+from speechbrain_sparse.asr.data import (
+    build_datasets,
+    check_manifests,
+    train_loader_options,
+)
 from speechbrain_sparse.asr.experiment import prepare_tokenizer
 from speechbrain_sparse.asr.model_folder import export_model_folder
 from speechbrain_sparse.asr.options import ConfigError
