@@ -267,17 +267,19 @@ pruner: !new:speechbrain_sparse.pruning.adaptive.AdaptiveMasker
 """
 
 PATHWAY_INIT = """\
-pathway_init: lth                        # lth | imp (each language's run) | lap (one mask for all)
+pathway_init: lth                        # lth | imp: each language's run; lap: the one LAP run
 init_level: {init_level}                          # the sparsity of the init masks (a level of that run)
-init_results: !ref {results}             # where the lth / imp / lap runs are
-# language -> the mask file of its pathway at init_level
+# the init runs' output folders, "{{language}}" standing for each language;
+# null: {results}/<pathway_init>_<size>_<language>/<seed> (lap: lap_<size>/<seed>)
+init_folder: null
 init_masks: !apply:speechbrain_sparse.asr.pathways_experiment.init_mask_files
     method: !ref <pathway_init>
     languages: !ref <languages>
     level: !ref <init_level>
-    folder: !ref <init_results>
+    results: {results}
     size: !ref <size>
     seed: !ref <seed>
+    folder: !ref <init_folder>
 """
 
 PATHWAYS_BLOCK = """\

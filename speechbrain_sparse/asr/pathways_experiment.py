@@ -29,6 +29,8 @@ Example
 'results/pathways/lth_tiny_nl/1/masks/s0.5.pt'
 >>> str(init_mask_files("lap", ["fr"], 0.7, "r", "tiny", 1)["fr"])
 'r/lap_tiny/1/masks/s0.7.pt'
+>>> str(init_mask_files("imp", ["it"], 0.7, "r", "tiny", 1, "out/imp_{language}")["it"])
+'out/imp_it/masks/s0.7.pt'
 """
 
 import logging
@@ -63,22 +65,24 @@ PATHWAYS_KEYS = ("languages", "train_csvs", "valid_csvs", "train_steps", "pruner
                  "corpus_languages")
 
 
-def init_mask_files(method, languages, level, folder, size, seed):
+def init_mask_files(method, languages, level, results, size, seed, folder=None):
     """Language -> the mask file that initialises its pathway.
 
-    ``imp`` and ``lth``: each language's own run,
-    ``<folder>/<method>_<size>_<language>/<seed>/masks/s<level>.pt``; ``lap``:
-    the one language-agnostic mask, ``<folder>/lap_<size>/<seed>/masks/...``.
+    The mask of ``level`` of the init run, ``<run folder>/masks/s<level>.pt``.
+    The run folder is ``folder`` with ``{language}`` replaced by each language
+    when given (the reproduction tool's layout), else the recipe's:
+    ``<results>/<method>_<size>_<language>/<seed>`` for ``imp`` and ``lth``
+    (each language's own run), ``<results>/lap_<size>/<seed>`` for ``lap`` (the
+    one language-agnostic mask).
     """
     if method not in INIT_METHODS:
         raise ConfigError(f"pathway_init must be one of {', '.join(INIT_METHODS)}, "
                           f"not {method!r}")
-    level = check_level(level, "init_level")
-    name = f"s{level:g}.pt"
-    if method == "lap":
-        return {lang: Path(folder) / f"lap_{size}" / str(seed) / "masks" / name
-                for lang in languages}
-    return {lang: Path(folder) / f"{method}_{size}_{lang}" / str(seed) / "masks" / name
+    name = f"s{check_level(level, 'init_level'):g}.pt"
+    if folder is None:
+        folder = (f"{results}/lap_{size}/{seed}" if method == "lap" else
+                  f"{results}/{method}_{size}_{{language}}/{seed}")
+    return {lang: Path(str(folder).replace("{language}", lang)) / "masks" / name
             for lang in languages}
 
 
