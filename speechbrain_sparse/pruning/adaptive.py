@@ -55,6 +55,7 @@ from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.parameter_names import canonical_named_parameters
 from speechbrain_sparse.pruning.iterative import (
     TRANSFORMER_ASR_COVERAGE,
+    Workspace,
     magnitude_mask,
     mask_from_state,
     mask_state,
@@ -120,6 +121,7 @@ class AdaptiveMasker:
         self.level = None
         self.hard = False
         self.reranks = 0
+        self.workspace = Workspace()
 
     def due(self, step):
         """Returns whether :meth:`on_step` at ``step`` re-ranks.
@@ -164,9 +166,10 @@ class AdaptiveMasker:
                    "forward_mask": self.forward_mask,
                    "schedule": self.schedule.describe()}
         mask = magnitude_mask(model, level, self.coverage, candidates=candidates,
-                              method=self.method, options=options)
+                              method=self.method, options=options,
+                              workspace=self.workspace)
         if hard or not self.forward_mask:
-            zero_pruned(model, mask)
+            zero_pruned(model, mask, self.workspace)
         if self.rewind is not None and increase:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.hard = mask, level, hard

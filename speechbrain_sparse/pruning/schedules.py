@@ -219,8 +219,10 @@ class CubicSchedule(Schedule):
         self.final_step = self.start + self.num_intervals * self.interval
 
     def interval_level(self, index):
+        if index <= 0:  # exact endpoints, not the formula's rounding of them
+            return self.initial
         if index >= self.num_intervals:
-            return self.final  # exact, not the formula's rounding of it
+            return self.final
         remaining = 1.0 - index / self.num_intervals
         return self.final + (self.initial - self.final) * remaining ** 3
 
