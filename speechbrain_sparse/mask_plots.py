@@ -175,6 +175,41 @@ def write_dialect_comparison(masks, path, title="", layer_label=str):
     return overlap
 
 
+def write_pair_heatmap(labels, matrix, path, title=""):
+    """Writes a labelled square matrix in [0, 1] (e.g. per-language-pair Jaccard).
+
+    Arguments
+    ---------
+    labels : list of str
+        Row and column labels (e.g. languages).
+    matrix : list of list of float
+        ``matrix[i][j]`` for labels ``i``, ``j``; each cell is printed too.
+    path : str
+        The PNG to write.
+    title : str
+        Figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = 1.0 + 0.7 * len(labels)
+    fig, axis = plt.subplots(figsize=(size + 1.2, size))
+    image = axis.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0)
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_yticks(range(len(labels)), labels)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center",
+                      color="white" if value < 0.6 else "black", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=axis)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def load_masks(paths):
     """``{label: ParameterMask}`` from ``{label: path}``, skipping missing files."""
     return {label: ParameterMask.load(path) for label, path in paths.items()
