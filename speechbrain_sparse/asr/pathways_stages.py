@@ -202,7 +202,11 @@ def run_masked_stage(hparams, run_opts, stage, languages):
         hparams, tokenizer, hparams["compute_features"])
     program = make_program(hparams, stage, languages)
     steps = check_train_steps(hparams, program)
-    brain = StageBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
+    if stage in ("pathways", "dynamic_pathways"):  # batches tell their language
+        for dataset in (train_set, valid_set, *test_sets.values()):
+            dataset.set_output_keys([*dataset.pipeline.output_mapping, "language"])
+    brain_class = getattr(program, "brain_class", StageBrain)
+    brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"],
                        hparams=hparams, run_opts=run_opts,
                        checkpointer=hparams["checkpointer"])
     brain.tokenizer = tokenizer
@@ -248,5 +252,7 @@ def _export(brain, hparams, program, stage, languages, steps, results,
             hparams=hparams)
         for language, mask in program.language_masks(languages).items():
             mask.save(Path(folder) / f"mask_{language}.pt")
+    if hasattr(program, "save_final"):
+        program.save_final(Path(hparams["output_folder"]) / "pathways")
     write_text_atomic(Path(hparams["output_folder"]) / "pathways_info.json",
                       json.dumps(info, indent=2))
