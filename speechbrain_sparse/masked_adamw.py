@@ -192,17 +192,16 @@ class MaskedAdamW(torch.optim.Optimizer):
             grads.append(grad)
             avgs.append(state["exp_avg"])
             avg_sqs.append(state["exp_avg_sq"])
-        if not values:
-            return
-        torch._foreach_mul_(values, 1 - group["lr"] * group["weight_decay"])
-        torch._foreach_lerp_(avgs, grads, 1 - beta1)
-        torch._foreach_mul_(avg_sqs, beta2)
-        torch._foreach_addcmul_(avg_sqs, grads, grads, 1 - beta2)
-        denoms = torch._foreach_sqrt(avg_sqs)
-        torch._foreach_div_(denoms, bias2_roots)
-        torch._foreach_add_(denoms, group["eps"])
-        torch._foreach_div_(denoms, step_sizes)  # denom / step_size
-        torch._foreach_addcdiv_(values, avgs, denoms, value=-1.0)
+        if values:
+            torch._foreach_mul_(values, 1 - group["lr"] * group["weight_decay"])
+            torch._foreach_lerp_(avgs, grads, 1 - beta1)
+            torch._foreach_mul_(avg_sqs, beta2)
+            torch._foreach_addcmul_(avg_sqs, grads, grads, 1 - beta2)
+            denoms = torch._foreach_sqrt(avg_sqs)
+            torch._foreach_div_(denoms, bias2_roots)
+            torch._foreach_add_(denoms, group["eps"])
+            torch._foreach_div_(denoms, step_sizes)  # denom / step_size
+            torch._foreach_addcdiv_(values, avgs, denoms, value=-1.0)
         for param, index, value in written:
             param.view(-1).index_put_((index,), value)
 

@@ -122,8 +122,12 @@ class MaskEnforcer:
             raise KeyError(f"mask names parameters not in the module: {unknown[:5]}")
         self._bind(mask, reference=None)
 
-    def _bind(self, mask, reference):
-        """Sorts tensors into trainable / partial / frozen and stores theta_s."""
+    def _bind(self, mask, reference, optimized=()):
+        """Sorts tensors into trainable / partial / frozen and stores theta_s.
+
+        Tensors named in ``optimized`` stay in the optimizers even without a
+        trainable entry (all their entries are then frozen ones).
+        """
         self.frozen = {}  # name -> bool tensor, True = frozen/pruned entry
         self.reference = {}  # name -> theta_s (pruned entries zeroed)
         self.fully_frozen = set()
@@ -139,11 +143,11 @@ class MaskEnforcer:
                 raise UserInputError(f"mask {name}: {keep.shape} != {param.shape}")
             count = int(keep.sum())
             self.num_trainable += count
-            if count == 0:
+            if count == 0 and name not in optimized:
                 self.fully_frozen.add(name)
             elif count < keep.numel():
                 self.frozen[name] = ~keep
-            partial = 0 < count < keep.numel()
+            partial = name in self.frozen
             if (self.mode == "freeze" and partial) or (count and self.l1_weight > 0):
                 ref = param.detach() if reference is None else reference[name]
                 ref = ref.to(param.device, param.dtype, copy=True)
@@ -156,6 +160,31 @@ class MaskEnforcer:
                 if self.mode == "prune" and name in mask:
                     self.params[name].zero_()
         self.enforce()
+
+    def rebind(self, mask):
+        """Replaces the mask while training; the optimizers keep every tensor.
+
+        Entries leaving the mask are frozen at their current value (freeze
+        mode) or zeroed (prune); entries joining it train from their current
+        value. No tensor leaves the optimizers (one left without trainable
+        entries is all frozen entries); bound ``MaskedAdamW`` optimizers get
+        the new masks, keeping the moments of entries that stay.
+
+        Arguments
+        ---------
+        mask : Mapping[str, torch.BoolTensor]
+            The new mask (same names as for the constructor).
+        """
+        optimized = set(self.params) - self.fully_frozen
+        dropped = getattr(self, "dropped", set())
+        for name in sorted(set(mask) & dropped):
+            if bool(torch.as_tensor(mask[name]).any()):
+                raise UserInputError(f"rebind: '{name}' was removed from the "
+                                     f"optimizers (no trainable entry at the start)")
+        self._bind(mask, reference=None, optimized=optimized)
+        for name in optimized - self.fully_frozen:
+            self.params[name].requires_grad_(True)
+        self._rebind_optimizers()
 
     def trainable_parameters(self):
         """Returns the parameters that have at least one trainable entry."""
@@ -183,6 +212,7 @@ class MaskEnforcer:
             All optimizers of the training loop.
         """
         excluded = {id(self.params[n]) for n in self.fully_frozen}
+        self.dropped = set(self.fully_frozen)
         optimizers = list(optimizers)
         self.bound_optimizers = [
             o for o in optimizers if hasattr(o, "set_trainable_masks")
