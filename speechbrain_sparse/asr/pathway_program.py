@@ -5,13 +5,11 @@ The ``pathways`` and ``dynamic_pathways`` stages of
 stage has a mask ``m_z`` (:class:`~speechbrain_sparse.pruning.pathways.PathwayMasks`,
 from the ``init_masks`` files: each language's IMP / LTH run, or the one LAP
 mask for all). Training draws monolingual batches, the languages in turn
-(:class:`LanguageBatches`); a batch of language ``z``
-
-* runs its forward and backward pass with ``θ ⊙ a_z``: ``a_z = m_z`` (fixed)
-  or ``m_z ∪ free_z`` (dynamic; ``free_z`` = entries of no other pathway),
-  the other covered entries held at zero for the pass and restored after;
-* updates only ``a_z`` (``MaskedAdamW.set_step_mask``): the entries of the
-  other languages, their AdamW moments and weight decay, stay bit-identical.
+(:class:`~speechbrain_sparse.data.language_sampler.LanguageBatchSampler`); a
+batch of language ``z`` runs with ``θ ⊙ a_z``, ``a_z = m_z`` (fixed) or
+``m_z ∪ free_z`` (dynamic; ``free_z`` = entries of no other pathway), and
+updates only ``a_z``: the other languages' entries and AdamW moments stay
+bit-identical (:class:`~speechbrain_sparse.pathway_training.PathwayTrainingMixin`).
 
 Dynamic pathways re-rank every ``rerank_every`` steps: each language keeps the
 ``N - round(s·N)`` largest ``|θ|`` of its ``a_z`` (``s`` from the
@@ -20,13 +18,11 @@ the entries of no pathway are set to zero (one kept by another language is
 left alone). From the schedule's final step the masks are fixed. Evaluation
 uses ``θ ⊙ m_z`` with the test set's own language (oracle language ID).
 
-What this module adds to :mod:`speechbrain_sparse.pruning.pathways` is the
-recipe's side: the Brain hooks, the batch order and the re-rank loop.
+What this module adds to :mod:`speechbrain_sparse.pruning.pathways` and the
+mixin is the recipe's side: the init masks, the re-rank loop, checkpoints.
 """
 
-import contextlib
 import logging
-import random
 from pathlib import Path
 
 import speechbrain as sb
@@ -39,9 +35,10 @@ from speechbrain.utils.checkpoints import (
 
 from speechbrain_sparse.asr.options import ConfigError
 from speechbrain_sparse.asr.pathways_stages import StageBrain
+from speechbrain_sparse.data.language_sampler import LanguageBatchSampler
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
-from speechbrain_sparse.parameter_names import canonical_named_parameters
+from speechbrain_sparse.pathway_training import PathwayTrainingMixin
 from speechbrain_sparse.pruning.iterative import (
     TRANSFORMER_ASR_COVERAGE,
     magnitude_mask,
@@ -51,56 +48,6 @@ from speechbrain_sparse.pruning.iterative import (
 from speechbrain_sparse.pruning.pathways import PathwayMasks, lap_init
 
 logger = logging.getLogger(__name__)
-
-
-class LanguageBatches:
-    """Monolingual batches, the languages in turn, a new order every epoch.
-
-    Each language's utterances are shuffled (seeded by ``seed`` and the epoch)
-    and cut into batches of ``batch_size``; the batches of the languages are
-    then interleaved round-robin (a language that runs out drops out). The
-    order depends only on the seed and the epoch, so every process draws the
-    same one.
-
-    Example
-    -------
-    >>> batches = LanguageBatches(["fr", "nl", "fr", "nl", "fr"], 2, seed=0)
-    >>> [sorted(batch) for batch in batches]
-    [[0, 2], [1, 3], [4]]
-    >>> len(batches)
-    3
-    """
-
-    def __init__(self, languages, batch_size, seed=0, shuffle=True):
-        self.by_language = {}
-        for index, language in enumerate(languages):
-            self.by_language.setdefault(language, []).append(index)
-        self.batch_size = int(batch_size)
-        self.seed, self.shuffle, self.epoch = int(seed), shuffle, 0
-
-    def set_epoch(self, epoch):
-        """The epoch whose order :meth:`__iter__` gives."""
-        self.epoch = int(epoch)
-
-    def _order(self):
-        rng = random.Random(self.seed * 100003 + self.epoch)
-        queues = []
-        for language in sorted(self.by_language):
-            indices = list(self.by_language[language])
-            if self.shuffle:
-                rng.shuffle(indices)
-            queues.append([indices[i:i + self.batch_size]
-                           for i in range(0, len(indices), self.batch_size)])
-        order = []
-        for turn in range(max(len(queue) for queue in queues)):
-            order.extend(queue[turn] for queue in queues if turn < len(queue))
-        return order
-
-    def __iter__(self):
-        return iter(self._order())
-
-    def __len__(self):
-        return sum(-(-len(v) // self.batch_size) for v in self.by_language.values())
 
 
 def load_pathways(hparams, stage, languages, model):
@@ -155,24 +102,11 @@ class PathwayProgram:
         self.rerank_every = rerank_every
         self.hard = not dynamic
         self.level = None
-        self.params = canonical_named_parameters(model)
-        self._active = {}
 
     @property
     def final_step(self):
         """The step from which the masks are fixed."""
         return self.schedule.final_step if self.dynamic else 0
-
-    def active(self, language, train=True):
-        """``{parameter: float 0/1 tensor}``: what ``language`` uses now (cached)."""
-        key = (language, train and self.dynamic)
-        if key not in self._active:
-            mask = self.pathways.active(language, dynamic=key[1])
-            self._active[key] = {
-                self.params[name]: keep.to(self.params[name].device,
-                                           self.params[name].dtype)
-                for name, keep in mask.items()}
-        return self._active[key]
 
     def start(self, brain):
         """Zeroes the entries of no pathway (dynamic: the first re-rank)."""
@@ -180,6 +114,11 @@ class PathwayProgram:
             self._rerank(0)
         elif not self.dynamic:
             self.pathways.zero_unused(self.model)
+        self._attach(brain)
+
+    def _attach(self, brain):
+        brain.attach_pathways(self.pathways, dynamic=self.dynamic and not self.hard,
+                              module=self.model)
 
     def after_step(self, brain):
         """Dynamic: re-ranks when due at ``brain.optimizer_step``."""
@@ -188,6 +127,7 @@ class PathwayProgram:
                          self.schedule.level(step) == self.level):
             return
         self._rerank(step)
+        self._attach(brain)
 
     @torch.no_grad()
     def _rerank(self, step):
@@ -200,29 +140,12 @@ class PathwayProgram:
                 method="dynamic_pathway", options={"language": language, "step": step})
         self.pathways = PathwayMasks(masks)
         self.pathways.zero_unused(self.model)
-        self._active = {}
         self.level, self.hard = level, step >= self.schedule.final_step
         if sb.utils.distributed.if_main_process():
             for language, mask in masks.items():
                 mask.save(self.output_folder / "masks" / language / f"s{level:g}.pt")
         logger.info("pathways re-ranked at step %d: sparsity %.4f%s", step, level,
                     " (final)" if self.hard else "")
-
-    @contextlib.contextmanager
-    def language_pass(self, language, train):
-        """Holds the entries ``language`` does not use at zero inside the block."""
-        saved = []
-        with torch.no_grad():
-            for param, keep in self.active(language, train).items():
-                saved.append((param, param.detach().clone()))
-                param.mul_(keep)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for param, value in saved:
-                    keep = self.active(language, train)[param] > 0
-                    torch.where(keep, param, value, out=param)
 
     def language_masks(self, languages):
         """Language -> its final mask."""
@@ -257,56 +180,28 @@ class PathwayProgram:
         self.level, self.hard = state["level"], state["hard"]
         self.pathways = PathwayMasks({x: mask_from_state(m)
                                       for x, m in state["masks"].items()})
-        self._active = {}
 
     def loader_options(self, hparams, train_set, valid_set):
-        """Monolingual batches for training and validation."""
+        """Monolingual batches (``max_batch_duration`` seconds of audio at most)
+        for training and validation, languages in ``language_sampling`` order."""
         def batches(dataset, shuffle):
-            with dataset.output_keys_as(["language"]):
-                languages = [item["language"] for item in dataset]
-            return LanguageBatches(languages, hparams["batch_size"], hparams["seed"],
-                                   shuffle=shuffle)
+            with dataset.output_keys_as(["language", "duration"]):
+                items = [(item["language"], float(item["duration"]))
+                         for item in dataset]
+            return LanguageBatchSampler(
+                [language for language, _ in items],
+                max_batch_length=hparams["max_batch_duration"],
+                durations=[duration for _, duration in items], seed=hparams["seed"],
+                order=hparams["language_sampling"], shuffle=shuffle)
 
         workers = hparams["train_dataloader_opts"].get("num_workers", 0)
         return ({"batch_sampler": batches(train_set, True), "num_workers": workers},
                 {"batch_sampler": batches(valid_set, False), "num_workers": workers})
 
 
-class PathwayBrain(StageBrain):
-    """:class:`StageBrain` whose batches run on their language's pathway."""
-
-    def batch_language(self, batch):
-        """The one language of ``batch``; UserInputError naming a mixed batch."""
-        languages = set(batch.language)
-        if len(languages) != 1:
-            ids = ", ".join(f"{i} ({x})" for i, x in zip(batch.id, batch.language))
-            raise UserInputError(f"a batch mixes languages in pathway mode: {ids}")
-        return languages.pop()
-
-    def fit_batch(self, batch):
-        """One training step on the batch's pathway (forward, backward, update)."""
-        self.language = self.batch_language(batch)
-        with self.program.language_pass(self.language, train=True):
-            return super().fit_batch(batch)
-
-    def evaluate_batch(self, batch, stage):
-        """Evaluates with ``θ ⊙ m_z``, ``z`` the batch's language."""
-        with self.program.language_pass(self.batch_language(batch), train=False):
-            return super().evaluate_batch(batch, stage)
-
-    def optimizers_step(self):
-        """Zeroes the inactive entries' gradients; updates the active ones only."""
-        active = self.program.active(self.language, train=True)
-        with torch.no_grad():
-            for param, keep in active.items():
-                if param.grad is not None:
-                    param.grad.mul_(keep)
-        for opt in self._optimizers().values():
-            if not hasattr(opt, "set_step_mask"):
-                raise ConfigError("pathway stages need opt_class MaskedAdamW "
-                                  "(set_step_mask), not " + type(opt).__name__)
-            opt.set_step_mask(active)
-        return super().optimizers_step()
+class PathwayBrain(PathwayTrainingMixin, StageBrain):
+    """:class:`StageBrain` whose batches run on their language's pathway
+    (:class:`~speechbrain_sparse.pathway_training.PathwayTrainingMixin`)."""
 
 
 PathwayProgram.brain_class = PathwayBrain
@@ -314,9 +209,6 @@ PathwayProgram.brain_class = PathwayBrain
 
 def pathway_program(hparams, stage, languages):
     """The :class:`PathwayProgram` of a ``pathways`` / ``dynamic_pathways`` YAML."""
-    if hparams.get("grad_accumulation_factor", 1) != 1:
-        raise ConfigError("grad_accumulation_factor must be 1 in pathway stages "
-                          "(one language per optimizer step)")
     model = hparams["model"]
     pathways = load_pathways(hparams, stage, languages, model)
     dynamic = stage == "dynamic_pathways"
