@@ -51,8 +51,12 @@ PRESETS = {
         "corpus_preset": "ml_micro", "languages": ["fr", "nl"],
         "bilingual": ["fr", "nl"],
         "common": {"test_beam_size": 1, "valid_search_every": 0,
-                   "decoding": "ctc_greedy", "eval_splits": ["test"]},
+                   "decoding": "ctc_greedy", "eval_splits": ["test"],
+                   # a width-32 model: the plumbing, in seconds per run
+                   "d_model": 32, "nhead": 2, "d_ffn": 64, "num_encoder_layers": 2,
+                   "num_decoder_layers": 1},
         "dense": {"number_of_epochs": 2, "n_warmup_steps": 20},
+        "dense_mono": {"d_model": 16, "d_ffn": 32},
         "masked": {"prune_interval": 2, "rerank_every": 1, "num_intervals": 2},
         "pathways": {"train_steps": 4},
     },

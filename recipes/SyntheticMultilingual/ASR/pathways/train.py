@@ -26,6 +26,7 @@ Usage::
 """
 
 import sys
+from pathlib import Path
 
 from speechbrain_sparse.asr.experiment import start_stage
 from speechbrain_sparse.asr.pathways_experiment import (
@@ -35,14 +36,31 @@ from speechbrain_sparse.asr.pathways_experiment import (
 from speechbrain_sparse.data.synth import build_multilingual_corpus
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import exit_on_user_error
+from speechbrain_sparse.fileio import read_json
 
 #: The keys this script reads (the corpus) and those of the stages.
 RECIPE_KEYS = ("data_folder", "corpus_preset", "corpus_seed", "corpus_languages",
                *PATHWAYS_KEYS)
 
 
+def corpus_is_built(hparams):
+    """Whether ``data_folder`` holds a finished corpus of this preset, seed and
+    languages (its ``corpus.json``), checked without reading the text packages.
+
+    The full check (:func:`build_multilingual_corpus`, which also compares the
+    sentence pools: ~1 s of reading per language) is done when this says no.
+    """
+    record = read_json(Path(hparams["data_folder"]) / "corpus.json") or {}
+    options = record.get("options", {})
+    return (options.get("preset") == hparams["corpus_preset"]
+            and options.get("seed") == hparams["corpus_seed"]
+            and list(options.get("languages", {})) == list(hparams["corpus_languages"]))
+
+
 def prepare_corpus(hparams):
     """Builds (or reuses) the corpus of ``corpus_languages`` on the main process."""
+    if corpus_is_built(hparams):
+        return
     run_on_main_or_raise(build_multilingual_corpus, kwargs={
         "out_dir": hparams["data_folder"], "preset": hparams["corpus_preset"],
         "seed": hparams["corpus_seed"],
