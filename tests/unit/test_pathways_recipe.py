@@ -201,3 +201,46 @@ def test_tables_and_claims_read_the_runs(tmp_path):
         in lines[0]
     lines = claim_lap(judge, languages, {"fr": 0.5, "nl": 0.6})
     assert lines[0].endswith("**does not hold (another language is hurt more)**")
+
+
+def test_a_dynamic_rerank_keeps_levels_exact_and_zeroes_only_unclaimed_entries(
+        tmp_path):
+    from speechbrain_sparse.asr.pathway_program import PathwayProgram
+    from speechbrain_sparse.asr.pathways_experiment import HeldSchedule
+    from speechbrain_sparse.parameter_names import canonical_named_parameters
+    from speechbrain_sparse.pruning.iterative import magnitude_mask
+    from speechbrain_sparse.pruning.pathways import PathwayMasks
+    from tests.unit.pruning_models import tiny_transformer_asr
+
+    model = tiny_transformer_asr()["model"]
+    params = canonical_named_parameters(model)
+    generator = torch.Generator().manual_seed(0)
+    masks = {}
+    for language in ("fr", "nl"):  # two different pathways at 50 %
+        with torch.no_grad():
+            saved = {n: p.clone() for n, p in params.items()}
+            for p in params.values():
+                p.add_(torch.randn(p.shape, generator=generator))
+        masks[language] = magnitude_mask(model, 0.5)
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(saved[name])
+    start = PathwayMasks(masks)
+    before = {n: p.detach().clone() for n, p in params.items()}
+    program = PathwayProgram(start, model, tmp_path, dynamic=True,
+                             schedule=HeldSchedule(0.7, 4, 1), rerank_every=2)
+    program._rerank(0)
+    after = program.pathways
+    numel = after["fr"].numel()
+    for language in ("fr", "nl"):
+        assert after[language].num_selected() == numel - round(0.7 * numel)
+        allowed = start.active(language, dynamic=True)  # m_z | free zone
+        assert (after[language] - allowed).num_selected() == 0
+    for name, unused in after.unused().items():
+        assert not params[name][unused].any()  # in no pathway: exactly 0
+        kept = ~unused
+        assert torch.equal(params[name][kept], before[name][kept])  # untouched
+    assert not program.hard and program.level == 0.7
+    program._rerank(4)
+    assert program.hard  # the final interval: masks fixed
+    assert (tmp_path / "masks" / "nl" / "s0.7.pt").is_file()
