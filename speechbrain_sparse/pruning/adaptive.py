@@ -53,13 +53,13 @@ from speechbrain.utils.checkpoints import (
 
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.parameter_names import canonical_named_parameters
-from speechbrain_sparse.pruning.iterative import (
+from speechbrain_sparse.pruning.global_magnitude import (
     TRANSFORMER_ASR_COVERAGE,
     Workspace,
     magnitude_mask,
     mask_from_state,
     mask_state,
-    zero_pruned,
+    prune_by_magnitude,
 )
 from speechbrain_sparse.pruning.schedules import check_steps
 
@@ -70,7 +70,7 @@ FINAL_MODES = ("prune", "soft")
 
 @register_checkpoint_hooks
 class AdaptiveMasker:
-    """Re-ranks a soft magnitude mask every ``n`` steps, stepping the level up every ``T``.
+    """Re-ranks a soft magnitude mask every ``n`` steps; the level steps up every ``T``.
 
     Arguments
     ---------
@@ -89,15 +89,16 @@ class AdaptiveMasker:
         Adaptive LTH: at each level increase the survivors are rewound to ``θ0``.
     coverage : Coverage, optional
         The prunable parameters (default:
-        :data:`~speechbrain_sparse.pruning.iterative.TRANSFORMER_ASR_COVERAGE`).
+        :data:`~speechbrain_sparse.pruning.global_magnitude.TRANSFORMER_ASR_COVERAGE`).
 
     Example
     -------
     >>> from speechbrain_sparse.pruning.schedules import CubicSchedule
-    >>> AdaptiveMasker(CubicSchedule(0.0, 0.7, 50, 4), rerank_every=50)
-    Traceback (most recent call last):
-    ...
-    speechbrain_sparse.errors.UserInputError: rerank_every (n=50) must be below the schedule's interval (T=50)
+    >>> try:
+    ...     AdaptiveMasker(CubicSchedule(0.0, 0.7, 50, 4), rerank_every=50)
+    ... except UserInputError as error:
+    ...     print(error)
+    rerank_every (n=50) must be below the schedule's interval (T=50)
     """
 
     def __init__(self, schedule, rerank_every, final_mode="prune", forward_mask=False,
@@ -165,15 +166,15 @@ class AdaptiveMasker:
                    "rerank_every": self.rerank_every, "final": hard,
                    "forward_mask": self.forward_mask,
                    "schedule": self.schedule.describe()}
-        mask = magnitude_mask(model, level, self.coverage, candidates=candidates,
-                              method=self.method, options=options,
-                              workspace=self.workspace)
-        if hard or not self.forward_mask:
-            zero_pruned(model, mask, self.workspace)
+        rank = magnitude_mask if self.forward_mask and not hard else prune_by_magnitude
+        mask = rank(model, level, self.coverage, candidates=candidates,
+                    method=self.method, options=options, workspace=self.workspace)
         if self.rewind is not None and increase:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.hard = mask, level, hard
         self.reranks += 1
+        if hard:
+            self.workspace = Workspace()  # no more re-ranks: free the buffer
         logger.debug("%s re-rank %d at step %d: sparsity %.4f%s", self.method,
                      self.reranks, step, level, " (final, hard)" if hard else "")
         return mask

@@ -9,13 +9,9 @@ so the masks of successive rounds are nested. LTH is IMP whose survivors are
 then rewound to ``θ0``, the dense pretrained weights
 (:class:`LotteryTicketRewind`).
 
-* :data:`TRANSFORMER_ASR_COVERAGE` -- the default scope: the attention q, k, v
-  and out projections (self and cross) and the FFN Linears of a SpeechBrain
-  ``TransformerASR`` (as :class:`~.model_families.TransformerASRFamily`);
-* :func:`magnitude_mask` -- the exact global top-``|θ|`` mask at a level,
-  optionally restricted to candidate entries (reused by adaptive masking);
-* :func:`zero_pruned` -- sets the entries outside a mask to exactly zero
-  (:class:`Workspace`: a buffer reused between re-ranks);
+The ranking is :mod:`~speechbrain_sparse.pruning.global_magnitude`'s (default
+scope: the TransformerASR attention and FFN matrices).
+
 * :class:`LotteryTicketRewind` -- ``θ ← m ⊙ θ0``, refusing ``θ0`` of another model;
 * :class:`IterativeMagnitudePruning` -- rounds following a schedule.
 
@@ -47,188 +43,19 @@ from speechbrain.utils.checkpoints import (
 )
 
 from speechbrain_sparse.errors import UserInputError
-from speechbrain_sparse.masks import Coverage, ParameterMask
 from speechbrain_sparse.parameter_names import (
     canonical_named_parameters,
     canonical_parameter_name,
 )
-from speechbrain_sparse.pruning.obs import pruned_count
+from speechbrain_sparse.pruning.global_magnitude import (
+    TRANSFORMER_ASR_COVERAGE,
+    mask_from_state,
+    mask_state,
+    prune_by_magnitude,
+)
 from speechbrain_sparse.pruning.schedules import check_level
-from speechbrain_sparse.topk import select_topk
 
 logger = logging.getLogger(__name__)
-
-#: The TransformerASR matrices pruned by default: attention q/k/v (the packed
-#: ``in_proj_weight``) and out projections of encoder self-attention
-#: (``self_att``), decoder self-attention (``self_attn``) and cross-attention
-#: (``multihead_attn``), and the two FFN Linears. Front-end, embeddings,
-#: biases, norms and output heads stay dense.
-TRANSFORMER_ASR_COVERAGE = Coverage(include=[
-    "*.layers.*.att.in_proj_weight",
-    "*.layers.*.att.out_proj.weight",
-    "*.layers.*.pos_ffn.ffn.0.weight",
-    "*.layers.*.pos_ffn.ffn.3.weight",
-])
-
-
-def prunable_parameters(model, coverage):
-    """Returns ``{canonical name: parameter}`` of ``model`` that ``coverage`` covers.
-
-    Raises UserInputError naming the coverage if it covers nothing.
-    """
-    params = {n: p for n, p in canonical_named_parameters(model).items()
-              if coverage.covers(n)}
-    if not params:
-        raise UserInputError(f"coverage {coverage} covers no parameter of the model")
-    return params
-
-
-def magnitude_mask(model, level, coverage=TRANSFORMER_ASR_COVERAGE, candidates=None,
-                   method="magnitude", options=None, workspace=None):
-    """Returns the exact global magnitude mask of ``model`` at sparsity ``level``.
-
-    Of the ``N`` covered entries, the ``N - round(level·N)`` with the largest
-    ``|θ|`` are kept (True); ties go to the lower flat index
-    (:func:`~speechbrain_sparse.topk.select_topk`). The model is not changed.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        The model whose current weights are ranked.
-    level : float
-        Sparsity in [0, 1): the fraction of the ``N`` entries pruned.
-    coverage : Coverage
-        The prunable parameters (default: :data:`TRANSFORMER_ASR_COVERAGE`).
-    candidates : Mapping[str, torch.BoolTensor], optional
-        Only these entries may be kept (e.g. the previous round's mask, so
-        masks are nested); the count still refers to all ``N`` entries.
-    method, options
-        Recorded in the mask.
-    workspace : Workspace, optional
-        A buffer kept between calls (re-ranks of a large model are faster).
-
-    Returns
-    -------
-    ParameterMask
-        Exactly ``N - round(level·N)`` entries selected.
-
-    Example
-    -------
-    >>> lin = torch.nn.Linear(3, 1)
-    >>> with torch.no_grad():
-    ...     _ = lin.weight.copy_(torch.tensor([[0.5, -2.0, 1.0]]))
-    >>> cov = Coverage(include=["weight"])
-    >>> magnitude_mask(lin, 0.34, cov)["weight"].tolist()
-    [[False, True, True]]
-    >>> magnitude_mask(lin, 0.34, cov, candidates={"weight": torch.tensor(
-    ...     [[True, False, True]])})["weight"].tolist()
-    [[True, False, True]]
-    """
-    level = check_level(level, "level")
-    params = prunable_parameters(model, coverage)
-    total = sum(p.numel() for p in params.values())
-    keep = total - pruned_count(total, level)
-    buffer = (workspace or Workspace()).get(total)
-    scores, offset = {}, 0
-    for name, param in params.items():
-        view = buffer[offset : offset + param.numel()].view(param.shape)
-        if _fast(param):
-            torch.abs(param.detach(), out=view)  # one pass, no temporary
-        else:
-            view.copy_(param.detach().abs())
-        scores[name], offset = view, offset + param.numel()
-    if candidates is not None:
-        available = 0
-        for name, view in scores.items():
-            allowed = _candidate_tensor(candidates, name, view.shape)
-            view.masked_fill_(~allowed, -1.0)  # below every |θ|: never kept
-            available += int(allowed.count_nonzero())
-        if keep > available:
-            raise UserInputError(
-                f"level {level}: {keep} of {total} entries must be kept but only "
-                f"{available} are candidates")
-    options = dict(options or {}, level=level)
-    if keep == 0:  # select_topk needs a positive density
-        tensors = {n: torch.zeros(v.shape, dtype=torch.bool) for n, v in scores.items()}
-        return ParameterMask(tensors, coverage, method, options, target_density=0.0)
-    mask = select_topk(scores, keep / total, coverage=coverage, method=method,
-                       options=options)
-    mask.target_density = 1.0 - level
-    return mask
-
-
-def _candidate_tensor(candidates, name, shape):
-    if name not in candidates:
-        raise UserInputError(f"candidates: no entry for prunable parameter '{name}'")
-    allowed = torch.as_tensor(candidates[name]).cpu()
-    if tuple(allowed.shape) != tuple(shape) or allowed.dtype != torch.bool:
-        raise UserInputError(f"candidates: '{name}' must be a bool tensor of shape "
-                             f"{tuple(shape)}, got {allowed.dtype} {tuple(allowed.shape)}")
-    return allowed
-
-
-class Workspace:
-    """A float32 buffer reused across re-ranks.
-
-    A fresh 350 MB buffer per re-rank of an 87.5 M-entry model costs more in
-    page faults than the ranking pass itself; an :class:`AdaptiveMasker`
-    keeps one of these. Not part of any checkpoint.
-
-    Example
-    -------
-    >>> workspace = Workspace()
-    >>> workspace.get(4) is workspace.get(4), workspace.get(5).numel()
-    (True, 5)
-    """
-
-    def __init__(self):
-        self.tensor = None
-
-    def get(self, numel):
-        """Returns a float32 CPU tensor of exactly ``numel`` entries (reused)."""
-        if self.tensor is None or self.tensor.numel() != numel:
-            self.tensor = None  # free the old one first
-            self.tensor = torch.empty(numel, dtype=torch.float32)
-        return self.tensor
-
-
-def _fast(param):
-    return param.device.type == "cpu" and param.dtype == torch.float32
-
-
-@torch.no_grad()
-def zero_pruned(model, mask, workspace=None):
-    """Sets every entry of ``model`` outside ``mask`` (False) to exactly +0.0.
-
-    With a ``workspace``, float32 CPU tensors are multiplied by the mask as
-    0/1 floats (``0 + θ·m``: a random bool ``masked_fill_`` is several times
-    slower on CPU, and ``+ 0`` turns the ``-0.0`` of negative weights into
-    ``+0.0``).
-
-    Example
-    -------
-    >>> lin = torch.nn.Linear(2, 1)
-    >>> with torch.no_grad():
-    ...     _ = lin.weight.copy_(torch.tensor([[-1.0, 2.0]]))
-    >>> zero_pruned(lin, {"weight": torch.tensor([[False, True]])}, Workspace())
-    >>> lin.weight.tolist(), torch.signbit(lin.weight).tolist()
-    ([[0.0, 2.0]], [[False, False]])
-    """
-    params = canonical_named_parameters(model)
-    names = [n for n in mask if _fast(params[n])] if workspace is not None else []
-    if names:
-        buffer = workspace.get(sum(params[n].numel() for n in names))
-        zero, offset = torch.zeros(()), 0
-        for name in names:
-            param = params[name]
-            ones = buffer[offset : offset + param.numel()].view(param.shape)
-            ones.copy_(mask[name])
-            torch.addcmul(zero, param, ones, out=param)
-            offset += param.numel()
-    for name, keep in mask.items():
-        if name not in names:
-            param = params[name]
-            param.masked_fill_(~keep.to(param.device), 0.0)
 
 
 class LotteryTicketRewind:
@@ -247,18 +74,21 @@ class LotteryTicketRewind:
 
     Example
     -------
+    >>> from speechbrain_sparse.masks import ParameterMask
     >>> lin = torch.nn.Linear(2, 2)
     >>> rewind = LotteryTicketRewind(lin.state_dict())
     >>> with torch.no_grad():
     ...     _ = lin.weight.add_(1.0)
     >>> mask = ParameterMask({"weight": torch.tensor([[True, False], [True, True]])})
     >>> rewind.rewind(lin, mask)
-    >>> torch.equal(lin.weight[mask["weight"]], rewind.reference["weight"][mask["weight"]])
+    >>> keep = mask["weight"]
+    >>> torch.equal(lin.weight[keep], rewind.reference["weight"][keep])
     True
-    >>> LotteryTicketRewind({"weight": torch.zeros(3, 2)}).check(lin)
-    Traceback (most recent call last):
-    ...
-    speechbrain_sparse.errors.UserInputError: LTH θ0: 'weight' has shape (3, 2) but the model's is (2, 2) (θ0 of another model?)
+    >>> try:
+    ...     LotteryTicketRewind({"weight": torch.zeros(3, 2)}).check(lin)
+    ... except UserInputError as error:
+    ...     print(error)
+    LTH θ0: 'weight' has shape (3, 2) but the model's is (2, 2) (θ0 of another model?)
     """
 
     def __init__(self, reference_state):
@@ -296,7 +126,7 @@ class LotteryTicketRewind:
 
     @torch.no_grad()
     def rewind(self, model, mask):
-        """Sets ``model``'s parameters to ``θ0`` and the entries outside ``mask`` to 0."""
+        """Sets ``model``'s parameters to ``θ0``, the entries outside ``mask`` to 0."""
         self.check(model)
         for name, param in canonical_named_parameters(model).items():
             param.copy_(self.reference[name])
@@ -326,6 +156,7 @@ class IterativeMagnitudePruning:
 
     Example
     -------
+    >>> from speechbrain_sparse.masks import Coverage
     >>> from speechbrain_sparse.pruning.schedules import LinearStepsSchedule
     >>> imp = IterativeMagnitudePruning(LinearStepsSchedule([0.0, 0.5], 10),
     ...                                 coverage=Coverage(include=["weight"]))
@@ -357,9 +188,8 @@ class IterativeMagnitudePruning:
         if self.rewind is not None:
             self.rewind.check(model)
         options = {"round": self.rounds, "schedule": self.schedule.describe()}
-        mask = magnitude_mask(model, level, self.coverage, candidates=self.mask,
-                              method=self.method, options=options)
-        zero_pruned(model, mask)
+        mask = prune_by_magnitude(model, level, self.coverage, candidates=self.mask,
+                                  method=self.method, options=options)
         if self.rewind is not None:
             self.rewind.rewind(model, mask)
         self.mask, self.level, self.rounds = mask, level, self.rounds + 1
@@ -396,20 +226,3 @@ class IterativeMagnitudePruning:
     def _recover(self, path, end_of_epoch):
         del end_of_epoch
         self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-
-
-def mask_state(mask):
-    """Returns ``mask`` as plain containers for ``torch.save`` (None stays None)."""
-    if mask is None:
-        return None
-    return {"tensors": dict(mask.items()), "coverage": mask.coverage.to_dict(),
-            "method": mask.method, "options": mask.options,
-            "target_density": mask.target_density}
-
-
-def mask_from_state(state):
-    """Returns the :class:`ParameterMask` :func:`mask_state` describes."""
-    if state is None:
-        return None
-    return ParameterMask(state["tensors"], Coverage(**state["coverage"]),
-                         state["method"], state["options"], state["target_density"])

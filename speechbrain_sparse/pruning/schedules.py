@@ -139,7 +139,7 @@ class ConstantSchedule(Schedule):
 
 
 class LinearStepsSchedule(Schedule):
-    """Level ``i`` during interval ``i`` (steps ``[i T, (i+1) T)``); the last level after.
+    """Level ``i`` during interval ``i`` (steps ``[i T, (i+1) T)``), the last one after.
 
     Arguments
     ---------

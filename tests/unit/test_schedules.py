@@ -1,4 +1,4 @@
-"""Sparsity schedules: the cubic formula, monotone levels, exact endpoints, bad input."""
+"""Sparsity schedules: the cubic formula, monotone levels, exact ends, bad input."""
 
 import math
 
@@ -77,7 +77,8 @@ cubic: !new:speechbrain_sparse.pruning.schedules.CubicSchedule
 
 
 @pytest.mark.parametrize("build,match", [
-    (lambda: LinearStepsSchedule([0.2, 0.7, 0.5], 10), r"non-monotone.*levels\[2\]=0.5"),
+    (lambda: LinearStepsSchedule([0.2, 0.7, 0.5], 10),
+     r"non-monotone.*levels\[2\]=0.5"),
     (lambda: LinearStepsSchedule([0.2, 0.2], 10), r"non-monotone"),
     (lambda: LinearStepsSchedule([], 10), r"levels"),
     (lambda: LinearStepsSchedule([0.2, 1.0], 10), r"levels\[1\].*\[0, 1\).*1.0"),
