@@ -95,7 +95,10 @@ class MaskedAdamW(torch.optim.Optimizer):
         for param, state in self.state.items():
             new = self._trainable_indices(param)
             before = old[id(param)]
-            if "exp_avg" in state and not _same_entries(before, new):
+            if "exp_avg" not in state or _same_entries(before, new):
+                continue
+            expected = param.numel() if before is None else before.numel()
+            if state["exp_avg"].numel() == expected:  # else: loaded for ``new``
                 _remap_state(param, state, betas[id(param)], before, new)
 
     def set_step_mask(self, masks):
@@ -164,7 +167,7 @@ class MaskedAdamW(torch.optim.Optimizer):
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         values, grads, avgs, avg_sqs, written = [], [], [], [], []
-        step_sizes, bias2_roots = [], []
+        step_sizes, bias2_roots, masked = [], [], []
         for param in group["params"]:
             if param.grad is None:
                 continue
@@ -182,7 +185,8 @@ class MaskedAdamW(torch.optim.Optimizer):
                 state["exp_avg_sq"] = torch.zeros_like(grad)
             active = self._step_masks.get(id(param))
             if active is not None or "beta1_power" in state:
-                self._masked_update(group, value, grad, state, active, index)
+                masked.append(self._masked_entry(group, value, grad, state, active,
+                                                 index))
                 continue
             state["step"] += 1
             step = state["step"].item()
@@ -202,13 +206,13 @@ class MaskedAdamW(torch.optim.Optimizer):
             torch._foreach_add_(denoms, group["eps"])
             torch._foreach_div_(denoms, step_sizes)  # denom / step_size
             torch._foreach_addcdiv_(values, avgs, denoms, value=-1.0)
+        if masked:
+            self._masked_updates(group, masked)
         for param, index, value in written:
             param.view(-1).index_put_((index,), value)
 
-    def _masked_update(self, group, value, grad, state, active, index):
-        """AdamW on the entries ``active`` marks, with per-entry bias correction."""
-        beta1, beta2 = group["betas"]
-        lr, eps = group["lr"], group["eps"]
+    def _masked_entry(self, group, value, grad, state, active, index):
+        """Prepares one tensor for :meth:`_masked_updates`."""
         if "beta1_power" not in state:
             _add_powers(state, group["betas"], grad)
         state["step"] += 1
@@ -219,16 +223,42 @@ class MaskedAdamW(torch.optim.Optimizer):
             if index is not None:
                 active = active.index_select(0, index)
             active = active.view_as(value)
-        avg, avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        power1, power2 = state["beta1_power"], state["beta2_power"]
-        # x.addcmul_(y, active, value=c) adds exactly 0 where active is 0
-        value.addcmul_(value, active, value=-lr * group["weight_decay"])
-        avg.addcmul_(grad - avg, active, value=1 - beta1)
-        avg_sq.addcmul_(grad * grad - avg_sq, active, value=1 - beta2)
-        power1.addcmul_(power1, active, value=beta1 - 1)
-        power2.addcmul_(power2, active, value=beta2 - 1)
-        denom = (avg_sq / (1 - power2)).sqrt_().add_(eps).mul_(1 - power1)
-        value.addcdiv_(avg * active, denom, value=-lr)
+        return value, grad, state, active
+
+    @staticmethod
+    def _masked_updates(group, entries):
+        """AdamW on the entries ``active`` marks, with per-entry bias correction.
+
+        ``x.addcmul_(y, active, value=c)`` adds exactly 0 where ``active`` is
+        0, and the update's numerator is 0 there, so those entries (value,
+        moments, ``beta ** n``) are left bit-identical.
+        """
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        values, grads, states, actives = (list(x) for x in zip(*entries))
+        avgs = [s["exp_avg"] for s in states]
+        avg_sqs = [s["exp_avg_sq"] for s in states]
+        powers1 = [s["beta1_power"] for s in states]
+        powers2 = [s["beta2_power"] for s in states]
+        torch._foreach_addcmul_(values, values, actives,
+                                value=-lr * group["weight_decay"])
+        torch._foreach_addcmul_(avgs, torch._foreach_sub(grads, avgs), actives,
+                                value=1 - beta1)
+        squares = torch._foreach_mul(grads, grads)
+        torch._foreach_sub_(squares, avg_sqs)
+        torch._foreach_addcmul_(avg_sqs, squares, actives, value=1 - beta2)
+        torch._foreach_addcmul_(powers1, powers1, actives, value=beta1 - 1)
+        torch._foreach_addcmul_(powers2, powers2, actives, value=beta2 - 1)
+        denoms = torch._foreach_mul(powers2, -1.0)
+        torch._foreach_add_(denoms, 1.0)  # 1 - beta2 ** n
+        denoms = torch._foreach_div(avg_sqs, denoms)
+        torch._foreach_sqrt_(denoms)
+        torch._foreach_add_(denoms, eps)
+        corrections = torch._foreach_mul(powers1, -1.0)
+        torch._foreach_add_(corrections, 1.0)  # 1 - beta1 ** n
+        torch._foreach_mul_(denoms, corrections)
+        torch._foreach_addcdiv_(values, torch._foreach_mul(avgs, actives), denoms,
+                                value=-lr)
 
 
 # beta ** 0 is stored as the float just below 1, so that 1 - beta ** n is never

@@ -23,6 +23,11 @@ language). Under DDP every rank must take the same language at every step
 the mixin checks it each step with one small all-reduce. With gradient
 accumulation all micro-batches of a step must share the language.
 
+Memory: a bool mask per language and masked tensor (1 byte per entry and
+language), one 0/1 float buffer (4 bytes per entry), the masked copy during
+forward and backward (4 bytes per entry), and MaskedAdamW's per-entry
+``beta ** n`` (8 bytes per entry). Time: ``tools/bench/pathway_step.py``.
+
 Authors
  * speechbrain_sparse contributors 2026
 """
@@ -201,7 +206,11 @@ class PathwayTrainingMixin:
         self._step_language = language
         self._check_ranks_agree(language)
         with self.language_forward(language):
-            return super().fit_batch(batch)
+            try:
+                return super().fit_batch(batch)
+            except BaseException:
+                self._step_language = None  # the next batch starts a new step
+                raise
 
     def evaluate_batch(self, batch, stage):
         """Evaluates ``batch`` on its language's pathway (oracle language)."""

@@ -123,10 +123,9 @@ class MaskEnforcer:
         self._bind(mask, reference=None)
 
     def _bind(self, mask, reference, optimized=()):
-        """Sorts tensors into trainable / partial / frozen and stores theta_s.
+        """Sorts tensors into trainable / partial / frozen; stores theta_s.
 
-        Tensors named in ``optimized`` stay in the optimizers even without a
-        trainable entry (all their entries are then frozen ones).
+        ``optimized`` tensors stay partial even with no trainable entry.
         """
         self.frozen = {}  # name -> bool tensor, True = frozen/pruned entry
         self.reference = {}  # name -> theta_s (pruned entries zeroed)
@@ -164,20 +163,13 @@ class MaskEnforcer:
     def rebind(self, mask):
         """Replaces the mask while training; the optimizers keep every tensor.
 
-        Entries leaving the mask are frozen at their current value (freeze
-        mode) or zeroed (prune); entries joining it train from their current
-        value. No tensor leaves the optimizers (one left without trainable
-        entries is all frozen entries); bound ``MaskedAdamW`` optimizers get
-        the new masks, keeping the moments of entries that stay.
-
-        Arguments
-        ---------
-        mask : Mapping[str, torch.BoolTensor]
-            The new mask (same names as for the constructor).
+        ``mask`` is as for the constructor. Leaving entries are frozen at their
+        current value (``theta_s`` becomes the current values) or zeroed
+        (prune); joining entries train from their current value. Bound
+        ``MaskedAdamW`` optimizers keep the moments of entries that stay.
         """
         optimized = set(self.params) - self.fully_frozen
-        dropped = getattr(self, "dropped", set())
-        for name in sorted(set(mask) & dropped):
+        for name in sorted(set(mask) & getattr(self, "dropped", set())):
             if bool(torch.as_tensor(mask[name]).any()):
                 raise UserInputError(f"rebind: '{name}' was removed from the "
                                      f"optimizers (no trainable entry at the start)")
@@ -188,11 +180,8 @@ class MaskEnforcer:
 
     def trainable_parameters(self):
         """Returns the parameters that have at least one trainable entry."""
-        return [
-            p
-            for n, p in self.params.items()
-            if n not in self.fully_frozen and p.requires_grad
-        ]
+        return [p for n, p in self.params.items()
+                if n not in self.fully_frozen and p.requires_grad]
 
     def trainable_masks(self):
         """Returns ``{param: bool tensor}`` for partially trainable tensors.
@@ -214,9 +203,8 @@ class MaskEnforcer:
         excluded = {id(self.params[n]) for n in self.fully_frozen}
         self.dropped = set(self.fully_frozen)
         optimizers = list(optimizers)
-        self.bound_optimizers = [
-            o for o in optimizers if hasattr(o, "set_trainable_masks")
-        ]
+        self.bound_optimizers = [o for o in optimizers
+                                 if hasattr(o, "set_trainable_masks")]
         for opt in optimizers:
             for group in opt.param_groups:
                 group["params"] = [p for p in group["params"] if id(p) not in excluded]
@@ -408,13 +396,8 @@ class MaskedTrainingMixin:
         for opt in optimizers:
             self.scaler.unscale_(opt)
         enforcer.add_l1_gradient()
-        params = [
-            p
-            for opt in optimizers
-            for group in opt.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
+        params = [p for opt in optimizers for group in opt.param_groups
+                  for p in group["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
             self.check_gradients()

@@ -227,3 +227,18 @@ def test_an_optimizer_without_step_masks_is_refused():
     brain.attach_pathways(pathways)
     with pytest.raises(UserInputError, match="set_step_mask.*AdamW"):
         brain.init_optimizers()
+
+
+def test_gradient_accumulation_must_keep_one_language_per_step():
+    brain, pathways = toy_brain()
+    brain.attach_pathways(pathways)
+    brain.init_optimizers()
+    brain.grad_accumulation_factor = 2
+    brain.step = 1  # SpeechBrain steps when step % factor == 0: this one accumulates
+    brain.fit_batch(batch("en"))
+    with pytest.raises(UserInputError, match="mixes languages 'en' and 'fr'"):
+        brain.fit_batch(batch("fr"))
+    brain.step = 2
+    brain.fit_batch(batch("en"))  # completes the English step
+    brain.step = 3
+    brain.fit_batch(batch("fr"))  # a new step may take another language
