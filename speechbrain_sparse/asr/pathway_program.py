@@ -39,7 +39,7 @@ from speechbrain_sparse.data.language_sampler import LanguageBatchSampler
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.masks import ParameterMask
 from speechbrain_sparse.pathway_training import PathwayTrainingMixin
-from speechbrain_sparse.pruning.iterative import (
+from speechbrain_sparse.pruning.global_magnitude import (
     TRANSFORMER_ASR_COVERAGE,
     magnitude_mask,
     mask_from_state,

@@ -208,7 +208,7 @@ def test_a_dynamic_rerank_keeps_levels_exact_and_zeroes_only_unclaimed_entries(
     from speechbrain_sparse.asr.pathway_program import PathwayProgram
     from speechbrain_sparse.asr.pathways_experiment import HeldSchedule
     from speechbrain_sparse.parameter_names import canonical_named_parameters
-    from speechbrain_sparse.pruning.iterative import magnitude_mask
+    from speechbrain_sparse.pruning.global_magnitude import magnitude_mask
     from speechbrain_sparse.pruning.pathways import PathwayMasks
     from tests.unit.pruning_models import tiny_transformer_asr
 
