@@ -11,7 +11,8 @@ batch of language ``z`` runs with ``θ ⊙ a_z``, ``a_z = m_z`` (fixed) or
 updates only ``a_z``: the other languages' entries and AdamW moments stay
 bit-identical (:class:`~speechbrain_sparse.pathway_training.PathwayTrainingMixin`).
 
-Dynamic pathways re-rank every ``rerank_every`` steps: each language keeps the
+Dynamic pathways start from the init masks as they are and re-rank every
+``rerank_every`` steps: each language keeps the
 ``N - round(s·N)`` largest ``|θ|`` of its ``a_z`` (``s`` from the
 ``schedule``, stepping up to the target every ``prune_interval`` steps), then
 the entries of no pathway are set to zero (one kept by another language is
@@ -109,12 +110,23 @@ class PathwayProgram:
         return self.schedule.final_step if self.dynamic else 0
 
     def start(self, brain):
-        """Zeroes the entries of no pathway (dynamic: the first re-rank)."""
+        """Zeroes the entries of no pathway; the init masks train as they are
+        until the first re-rank (step ``rerank_every``)."""
         if self.dynamic and self.level is None:
-            self._rerank(0)
-        elif not self.dynamic:
-            self.pathways.zero_unused(self.model)
+            self.level = self.schedule.level(0)
+            self._check_init_level()
+        self.pathways.zero_unused(self.model)
         self._attach(brain)
+
+    def _check_init_level(self):
+        """The init masks must be at the schedule's first level (``init_level``)."""
+        for language, mask in self.pathways.items():
+            expected = mask.numel() - round(self.level * mask.numel())
+            if mask.num_selected() != expected:
+                raise ConfigError(
+                    f"init_masks: the mask of {language} keeps {mask.num_selected()} "
+                    f"of {mask.numel()} entries, not the {expected} of init_level "
+                    f"{self.level}")
 
     def _attach(self, brain):
         brain.attach_pathways(self.pathways, dynamic=self.dynamic and not self.hard,
