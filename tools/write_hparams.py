@@ -730,6 +730,9 @@ def expected_files():
             for method in methods:
                 files[folder / f"{method}_{size}.yaml"] = finetune_yaml(
                     dataset, size, method)
+    from pathways_hparams import expected_files as pathways_files  # its templates
+
+    files.update(pathways_files())
     return files
 
 

@@ -29,6 +29,16 @@ Usage::
     python train.py hparams/diff_large.yaml --data_folder /data/mls \\
         --finetune_subset 1hr --device cuda:0
 
+The Dynamic ASR Pathways stages (``dense_multi``, ``dense_mono``, ``lap``,
+``imp``, ``lth``, ``adaptive``, ``pathways``, ``dynamic_pathways``; README.md)
+are YAMLs of this folder too: their manifests are each language's
+``train_subset`` and dev / test (:func:`prepare_language_manifests`) and
+:func:`speechbrain_sparse.asr.pathways_experiment.run_pathways_experiment`
+runs them::
+
+    python train.py hparams/dense_multi_small.yaml --data_folder /data/mls
+    python train.py hparams/lth_small.yaml --data_folder /data/mls --dialect dutch
+
 A corpus that cannot be used stops the run with ``train.py: error: <file>:<line>:
 <what>`` and exit status 1.
 """
@@ -38,6 +48,11 @@ import sys
 from mls_prepare import prepare_mls
 
 from speechbrain_sparse.asr.experiment import run_asr_experiment, start_stage
+from speechbrain_sparse.asr.pathways_experiment import (
+    PATHWAYS_KEYS,
+    STAGES,
+    run_pathways_experiment,
+)
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import UserInputError, exit_on_user_error
 
@@ -47,7 +62,7 @@ TRAIN_SUBSETS = ("train", "9hr", "1hr", "10hr", "10min")
 #: The keys this script reads (the YAML's data block).
 RECIPE_KEYS = ("source_dialect", "target_dialects", "data_folder", "audio_format",
                "manifest_folder", "eval_dialects", "eval_splits", "finetune_subset",
-               "tokenizer_subset")
+               "tokenizer_subset", *PATHWAYS_KEYS)
 
 
 def _subset(hparams, key):
@@ -118,9 +133,22 @@ def prepare_manifests(hparams):
                     splits=splits, subset=subset, audio_format=hparams["audio_format"])
 
 
+def prepare_language_manifests(hparams):
+    """A pathways stage's manifests: each of ``languages``' ``train_subset``,
+    dev and test (``<manifest_folder>/<language>/<name>.csv``)."""
+    subset = _subset(hparams, "train_subset")
+    for language in hparams["languages"]:
+        prepare_mls(hparams["data_folder"], hparams["manifest_folder"], language,
+                    splits=["train", "dev", "test"], subset=subset,
+                    audio_format=hparams["audio_format"])
+
+
 def main(argv):
     """Runs one stage of the recipe; returns the test results."""
     hparams, run_opts = start_stage(argv, RECIPE_KEYS)
+    if hparams["stage"] in STAGES:  # Dynamic ASR Pathways
+        run_on_main_or_raise(prepare_language_manifests, kwargs={"hparams": hparams})
+        return run_pathways_experiment(hparams, run_opts)
     # a bad corpus stops every rank, with a message that says where
     run_on_main_or_raise(prepare_manifests, kwargs={"hparams": hparams})
     return run_asr_experiment(hparams, run_opts)
