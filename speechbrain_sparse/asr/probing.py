@@ -63,7 +63,8 @@ def trainable_parameters(module):
 
     Example
     -------
-    >>> model = torch.nn.Sequential(freeze(torch.nn.Linear(2, 2)), torch.nn.Linear(2, 1))
+    >>> frozen = freeze(torch.nn.Linear(2, 2))
+    >>> model = torch.nn.Sequential(frozen, torch.nn.Linear(2, 1))
     >>> [tuple(p.shape) for p in trainable_parameters(model)]
     [(1, 2), (1,)]
     """
