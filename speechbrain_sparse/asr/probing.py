@@ -42,6 +42,8 @@ Authors
  * speechbrain_sparse contributors 2026
 """
 
+import copy
+import re
 from types import SimpleNamespace
 
 import torch
@@ -49,6 +51,8 @@ import torch
 from speechbrain_sparse.errors import UserInputError
 
 LAYER_CHOICES = ("weighted", "last")
+# a parameter of a parametrization module (a gate), not a parametrized original
+GATE_PARAMETER = re.compile(r"\.parametrizations\.\w+\.\d+\.")
 
 
 def freeze(module):
@@ -90,6 +94,7 @@ class FrozenUpstream(torch.nn.Module):
 
     def __init__(self, model, layers):
         super().__init__()
+        self.frozen = True
         self.model = freeze(model).eval()
         self.layers = list(layers)  # plain list: already registered in model
         self.trainable = torch.nn.ModuleList()
@@ -112,10 +117,22 @@ class FrozenUpstream(torch.nn.Module):
     def train(self, mode=True):
         """The encoder stays in eval mode; only the trainable modules switch."""
         super().train(mode)
-        self.model.eval()
-        for module in self.trainable:
-            module.train(mode)
+        if self.frozen:
+            self.model.eval()
+            for module in self.trainable:
+                module.train(mode)
         return self
+
+    def unfreeze(self):
+        """Makes the whole encoder trainable (the scratch baseline); returns self."""
+        self.frozen = False
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+        return self.train(self.training)
+
+    def with_model(self, model):
+        """The same kind of upstream around another encoder (frozen)."""
+        raise NotImplementedError
 
     def _keep_input(self, module, args, kwargs):
         if self._states is not None:
@@ -151,12 +168,12 @@ class FrozenUpstream(torch.nn.Module):
         return [self.model]
 
     def num_parameters(self):
-        """Parameters of the encoder (:meth:`counted_modules`, gates excluded)."""
+        """Parameters of the encoder (:meth:`counted_modules`); a gated weight
+        counts as its original, the gates' own parameters do not count."""
         seen, total = set(), 0
         for module in self.counted_modules():
             for name, parameter in module.named_parameters():
-                if id(parameter) in seen or ".parametrizations." in name and \
-                        not name.endswith(".original"):
+                if id(parameter) in seen or GATE_PARAMETER.search(name):
                     continue
                 seen.add(id(parameter))
                 total += parameter.numel()
@@ -201,6 +218,9 @@ class HuggingFaceUpstream(FrozenUpstream):
         """Width of the hidden states."""
         return self.model.config.hidden_size
 
+    def with_model(self, model):
+        return HuggingFaceUpstream(model, self.family)
+
     def encode(self, wavs, wav_lens):
         batch = SimpleNamespace(sig=(wavs, wav_lens))
         frames = self.family.forward(self.model, batch).last_hidden_state.shape[1]
@@ -235,15 +255,25 @@ class TransformerASRUpstream(FrozenUpstream):
 
     def train(self, mode=True):
         super().train(mode)
-        for module in (self.frontend, self.normalize):
-            if module is not None:
-                module.eval()
+        if self.normalize is not None:
+            self.normalize.eval()  # statistics fixed
+        if self.frozen:
+            self.frontend.eval()
         return self
 
     @property
     def hidden_size(self):
         """Width of the hidden states."""
         return self.model.encoder.layers[0].pos_ffn.ffn[3].out_features
+
+    def with_model(self, model):
+        """Around ``model``, with a re-initialised copy of the CNN front-end."""
+        frontend = copy.deepcopy(self.frontend)
+        for module in frontend.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        return TransformerASRUpstream(model, frontend, self.compute_features,
+                                      self.normalize)
 
     def counted_modules(self):
         modules = [self.frontend, self.model.encoder]
