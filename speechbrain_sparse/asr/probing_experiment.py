@@ -84,8 +84,7 @@ class ClassificationProbeBrain(TrimmingMixin, ProbeMixin, ASRBrain):
 
     def compute_objectives(self, predictions, batch, stage):
         logits, _ = predictions
-        labels = batch.label_id.data if hasattr(batch.label_id, "data") \
-            else batch.label_id
+        labels = batch.label_id.data[:, 0]
         loss = torch.nn.functional.cross_entropy(logits, labels)
         if stage != sb.Stage.TRAIN:
             wrong = (logits.argmax(-1) != labels).tolist()
@@ -136,7 +135,7 @@ def classification_dataset(csv_path, classes, hparams, sort=None):
             raise UserInputError(f"{csv_path}: label {label!r} is not a class of "
                                  f"the training set ({len(classes)} classes)")
         yield read_audio_checked(wav)
-        yield torch.tensor(index[label])
+        yield torch.LongTensor([index[label]])
 
     dataset.add_dynamic_item(pipeline)
     dataset.set_output_keys(["id", "sig", "label_id"])
@@ -186,7 +185,7 @@ def run_probing_experiment(hparams, run_opts):
         upstream = strategy.prepare(upstream)
     brain_class, head, train, valid, tests, tokenizer = _task_data(hparams, upstream)
     probe = ProbingModel(upstream, head, layers=hparams["layers"])
-    hparams.update(strategy=_NoStrategy() if strategy is None else strategy)
+    hparams.update(strategy=PlainProbe() if strategy is None else strategy)
     counter = hparams["epoch_counter"]
     recoverables = {"probe": probe, "counter": counter}
     if hparams["lr_annealing"] is not None:
@@ -221,7 +220,7 @@ def run_probing_experiment(hparams, run_opts):
     return report
 
 
-class _NoStrategy:
+class PlainProbe:
     """Plain probing: the task loss alone, nothing removed."""
 
     def objective(self, task_loss):
