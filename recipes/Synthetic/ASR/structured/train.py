@@ -29,7 +29,10 @@ The corpus is synthesised on first use and the benchmark's manifests written
 import sys
 
 from speechbrain_sparse.asr.experiment import start_stage
-from speechbrain_sparse.asr.probing_experiment import PROBING_KEYS, run_probing_experiment
+from speechbrain_sparse.asr.probing_experiment import (
+    PROBING_KEYS,
+    run_probing_experiment,
+)
 from speechbrain_sparse.data.mini_superb import build_mini_superb
 from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synthetic
 from speechbrain_sparse.distributed import run_on_main_or_raise
