@@ -65,9 +65,17 @@ class ProbeMixin:
         return self.modules.probe(wavs, wav_lens)
 
     def init_optimizers(self):
-        """One optimizer over what requires a gradient: the frozen upstream is
-        not in it, so weight decay cannot move it."""
-        self.optimizer = self.opt_class(trainable_parameters(self.modules))
+        """One optimizer over what requires a gradient (the frozen upstream is
+        not in it, so weight decay cannot move it); the strategy's own
+        parameters get their own group when it has an ``lr``."""
+        params = trainable_parameters(self.modules)
+        strategy = getattr(self.hparams, "strategy", None)
+        own_lr = getattr(strategy, "lr", None)
+        if own_lr is not None:
+            own = {id(p) for p in strategy.parameters()}
+            params = [{"params": [p for p in params if id(p) not in own]},
+                      {"params": [p for p in params if id(p) in own], "lr": own_lr}]
+        self.optimizer = self.opt_class(params)
         self.optimizers_dict = {"opt_class": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
@@ -77,7 +85,7 @@ class CTCProbeBrain(TrimmingMixin, ProbeMixin, HuggingFaceCTCBrain):
     """ASR probing: CTC on characters, WER and CER (lowest validation WER kept)."""
 
 
-class ClassificationProbeBrain(TrimmingMixin, ProbeMixin, ASRBrain):
+class ClassificationBrain(ASRBrain):
     """Utterance classification: cross-entropy, accuracy (highest kept)."""
 
     checkpoint_key = {"max_key": "ACC"}
@@ -117,6 +125,10 @@ class ClassificationProbeBrain(TrimmingMixin, ProbeMixin, ASRBrain):
                                  f"utterances_{self.test_name}.csv"),
                     [{"ID": i, "err_errors": int(w), "err_tokens": 1}
                      for i, w in self.errors], ["ID", "err_errors", "err_tokens"])
+
+
+class ClassificationProbeBrain(TrimmingMixin, ProbeMixin, ClassificationBrain):
+    """Classification probing (the strategy's objective added in training)."""
 
 
 def classification_dataset(csv_path, classes, hparams, sort=None):

@@ -113,10 +113,14 @@ class Trimming(torch.nn.Module):
         STE backward through σ instead of the identity w.r.t. ``m``.
     grouping : str
         How ``L_S`` groups units (see :func:`sparsity_loss`).
+    lr : float, optional
+        Learning rate of the mask logits (their own optimizer group); None:
+        the optimizer's (the paper: Adam 1e-3 for all, over 100k steps; short
+        runs need a larger one for ``m`` to cross 0).
     """
 
     def __init__(self, threshold=0.5, levels=TRIM_LEVELS, sparsity_weight=None,
-                 init=1.0, through_sigmoid=False, grouping="block"):
+                 init=1.0, through_sigmoid=False, grouping="block", lr=None):
         super().__init__()
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
                 or not math.isfinite(threshold):
@@ -127,11 +131,14 @@ class Trimming(torch.nn.Module):
                 and math.isfinite(sparsity_weight) and sparsity_weight >= 0):
             raise UserInputError(f"sparsity_weight: must be a number >= 0 or None "
                                  f"(matched to the task loss), not {sparsity_weight!r}")
+        if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
+            raise UserInputError(f"lr: must be a number > 0 or None, not {lr!r}")
         if grouping not in GROUPINGS:
             raise UserInputError(f"grouping: must be one of {', '.join(GROUPINGS)}, "
                                  f"not {grouping!r}")
         self.threshold, self.levels = float(threshold), tuple(levels)
         self.init, self.through_sigmoid, self.grouping = init, through_sigmoid, grouping
+        self.lr = lr
         weight = math.nan if sparsity_weight is None else float(sparsity_weight)
         self.register_buffer("sparsity_weight", torch.tensor(weight))
         self.gates = torch.nn.ModuleList()
