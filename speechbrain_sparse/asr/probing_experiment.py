@@ -26,6 +26,7 @@ utterance) for classification).
 import json
 import logging
 import os
+from pathlib import Path
 
 import speechbrain as sb
 import torch
@@ -43,7 +44,7 @@ from speechbrain_sparse.asr.probing import (
 )
 from speechbrain_sparse.checkpoints import ResumableCheckpointer
 from speechbrain_sparse.data.mini_superb import TASKS, read_classes
-from speechbrain_sparse.errors import UserInputError
+from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import read_audio_checked, write_csv_atomic
 from speechbrain_sparse.fileio.writing import write_text_atomic
 from speechbrain_sparse.pruning.trimming import TrimmingMixin
@@ -180,6 +181,17 @@ def _task_data(hparams, upstream):
     return ClassificationProbeBrain, head, train, valid, tests, None
 
 
+def check_upstream(hparams):
+    """MissingInputError naming ``upstream_dir`` unless it holds a ``config.json``
+    (call it before building the corpus)."""
+    folder = Path(hparams["upstream_dir"])
+    if not (folder / "config.json").is_file():
+        raise MissingInputError(
+            f"upstream_dir: {folder} is not a Hugging Face model folder (no "
+            "config.json): train one first (recipes/Synthetic/ASR/wav2vec2/train.py "
+            "hparams/wav2vec2_group_tiny.yaml) or set --upstream_dir")
+
+
 def run_probing_experiment(hparams, run_opts):
     """Trains the probe (and strategy), tests it, trims, tests again.
 
@@ -191,6 +203,7 @@ def run_probing_experiment(hparams, run_opts):
     from speechbrain_sparse.asr.data import train_loader_options
 
     hparams = checked_options(hparams)
+    check_upstream(hparams)
     upstream = HuggingFaceUpstream.from_pretrained(hparams["upstream_dir"])
     strategy = hparams["strategy"]
     if strategy is not None:

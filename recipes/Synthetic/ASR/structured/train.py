@@ -31,6 +31,7 @@ import sys
 from speechbrain_sparse.asr.experiment import start_stage
 from speechbrain_sparse.asr.probing_experiment import (
     PROBING_KEYS,
+    check_upstream,
     run_probing_experiment,
 )
 from speechbrain_sparse.data.mini_superb import build_mini_superb
@@ -44,6 +45,7 @@ RECIPE_KEYS = (*CORPUS_KEYS, *PROBING_KEYS, "benchmark_folder")
 def main(argv):
     """Runs one stage; returns its report (results and trimming figures)."""
     hparams, run_opts = start_stage(argv, RECIPE_KEYS)
+    check_upstream(hparams)
     prepare_synthetic(hparams)
     run_on_main_or_raise(build_mini_superb, kwargs={
         "corpus_root": hparams["data_folder"],
