@@ -4,10 +4,12 @@ With a gate per unit group (``"<block>:<kind>"``, see
 :meth:`~speechbrain_sparse.pruning.unit_structure.ModelStructure.groups`), the
 expected number of parameters left is, per attention block (d = hidden size)::
 
-    π(MHA) · [ Σ_h π(head_h) · ( Σ_j π(qk_hj)·n_qk + Σ_j π(vo_hj)·n_vo ) + n(b_O) ]
+    π(MHA) · [ Σ_h π(head_h) · ( Σ_j π(qk_hj)·n_qk·a_h + Σ_j π(vo_hj)·n_vo ) + n(b_O) ]
 
 with ``n_qk = 2(d+1)`` (a row of W_Q and W_K with biases), ``n_vo = 2d+1`` (a
-row of W_V, its bias, a column of W_O); per FFN block
+row of W_V, its bias, a column of W_O), ``a_h = 1 - Π_j (1 - π(vo_hj))`` the
+probability that head ``h`` keeps a vo dim (without one its qk dims are
+useless and removed, as :meth:`UnitMask.hierarchical` does); per FFN block
 ``π(FFN) · [ Σ_u π(u)·(2d+1) + n(b_down) ]``; and per conv layer
 ``k_i·E[C_(i-1)]·E[C_i]`` plus the per-channel bias and norm entries, with the
 neighbours' *expected* channel counts (DPHuBERT). A factor of a level that has
@@ -83,7 +85,9 @@ def _attention_params(structure, block, pi, levels):
     heads, width = block.num_heads, block.num_heads * block.head_dim
     pi_qk = _factor(pi, f"{block.name}:head_qk_dim", width).reshape(heads, -1)
     pi_vo = _factor(pi, f"{block.name}:head_vo_dim", width).reshape(heads, -1)
-    per_head = pi_qk.sum(-1) * qk + pi_vo.sum(-1) * vo
+    # A head whose vo dims are all gone outputs nothing: its qk dims go too.
+    any_vo = 1.0 - (1.0 - pi_vo).prod(-1)
+    per_head = pi_qk.sum(-1) * qk * any_vo + pi_vo.sum(-1) * vo
     total = (per_head * _factor(pi, f"{block.name}:head", heads)).sum()
     if "mha" in levels:
         total = _factor(pi, f"{block.name}:mha", 1).sum() * (

@@ -257,7 +257,7 @@ class UnitMask(Mapping):
         tensors = {}
         for name, parameter in model.named_parameters():
             name = canonical_parameter_name(
-                re.sub(r"parametrizations\.(\w+)\.original", r"\1", name))
+                re.sub(r"parametrizations\.(\w+)\.original$", r"\1", name))
             entry = kept.get(id(parameter))
             tensors[name] = entry[1].clone() if entry is not None else torch.ones(
                 parameter.shape, dtype=torch.bool)

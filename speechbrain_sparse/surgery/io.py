@@ -33,7 +33,7 @@ Example
 >>> load_structured("no/such/folder")
 Traceback (most recent call last):
 ...
-speechbrain_sparse.errors.MissingInputError: no/such/folder/structure.json: not found ...
+speechbrain_sparse.errors.MissingInputError: no/such/folder/structure.json: ...
 """
 
 import hashlib
@@ -44,7 +44,12 @@ from pathlib import Path
 import torch
 
 from speechbrain_sparse.errors import MissingInputError, UserInputError
-from speechbrain_sparse.fileio import atomic_folder, check_finite, pack_bits, unpack_bits
+from speechbrain_sparse.fileio import (
+    atomic_folder,
+    check_finite,
+    pack_bits,
+    unpack_bits,
+)
 from speechbrain_sparse.pruning.pretrained import (
     DEFAULT_ARCH,
     HF_WEIGHT_FILES,
@@ -124,7 +129,7 @@ def save_structured(model, folder, arch=None, normalizer=None, source=None, info
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
         "kind": "huggingface" if hf_type else "speechbrain",
         "family": record["family"], "fingerprint": record["fingerprint"],
-        "mask": {g: {"count": int(b.numel()), "bits": pack_bits(b).numpy().tobytes().hex()}
+        "mask": {g: {"count": int(b.numel()), "bits": _hex(b)}
                  for g, b in record["mask"].items()},
         "blocks": record["summary"],
         "dtype": str(next(p.dtype for p in model.parameters()
@@ -217,7 +222,7 @@ def read_structure(path):
     >>> read_structure(path)
     Traceback (most recent call last):
     ...
-    speechbrain_sparse.surgery.io.StructureFileError: ...structure.json: truncated or not JSON ...
+    speechbrain_sparse.surgery.io.StructureFileError: ...json: truncated or not JSON ...
     """
     path = Path(path)
     if not path.is_file():
@@ -230,11 +235,15 @@ def read_structure(path):
     if not isinstance(structure, dict) or structure.get("format") != FORMAT_NAME:
         raise StructureFileError(f"{path}: not a {FORMAT_NAME} file")
     if structure.get("format_version", 0) > FORMAT_VERSION:
-        raise StructureFileError(f"{path}: format version "
-                                 f"{structure['format_version']} is newer than this reader")
+        raise StructureFileError(f"{path}: format version {structure['format_version']}"
+                                 " is newer than this reader")
     if structure.get("sha256") != _sealed(structure)["sha256"]:
         raise StructureFileError(f"{path}: checksum mismatch (edited or damaged)")
     return structure
+
+
+def _hex(bits):
+    return pack_bits(bits).numpy().tobytes().hex()
 
 
 def _sealed(structure):
@@ -284,7 +293,7 @@ def _build_huggingface(folder, structure):
     settings = structure["huggingface"]
     if settings["class"] not in HF_CLASSES:
         raise StructureFileError(f"{folder / STRUCTURE_FILE}: unknown model class "
-                                 f"{settings['class']!r} (expected one of {HF_CLASSES})")
+                                 f"{settings['class']!r} (expected {HF_CLASSES})")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     config.update(model_type=settings["model_type"],
                   architectures=settings["architectures"])

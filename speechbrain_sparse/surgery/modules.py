@@ -122,7 +122,8 @@ class PrunedSelfAttention(torch.nn.Module):
     """
 
     def __init__(self, embed_dim, qk_dims, vo_dims, head_dim, call="hf", bias=True,
-                 out_bias=True, kept_heads=None, num_heads=None, dtype=None, device=None):
+                 out_bias=True, kept_heads=None, num_heads=None, dtype=None,
+                 device=None):
         super().__init__()
         if call not in CALL_STYLES:
             raise ValueError(f"call must be one of {CALL_STYLES}, got {call!r}")
@@ -140,7 +141,8 @@ class PrunedSelfAttention(torch.nn.Module):
         self.max_vo = max(self.vo_dims + [1])
         self.eager = False  # True: explicit matmuls (FLOP counting), else SDPA
         if self.num_kept:
-            width_qk, width_vo = self.num_kept * self.max_qk, self.num_kept * self.max_vo
+            width_qk = self.num_kept * self.max_qk
+            width_vo = self.num_kept * self.max_vo
             kwargs = {"bias": bias, "device": "meta"}
             self.q_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
             self.k_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
@@ -178,9 +180,10 @@ class PrunedSelfAttention(torch.nn.Module):
             for i, (rows_qk, rows_vo) in enumerate(zip(qk_rows, vo_rows)):
                 target_qk = slice(i * self.max_qk, i * self.max_qk + len(rows_qk))
                 target_vo = slice(i * self.max_vo, i * self.max_vo + len(rows_vo))
-                for proj, w, b, rows, target in ((self.q_proj, wq, bq, rows_qk, target_qk),
-                                                 (self.k_proj, wk, bk, rows_qk, target_qk),
-                                                 (self.v_proj, wv, bv, rows_vo, target_vo)):
+                parts = ((self.q_proj, wq, bq, rows_qk, target_qk),
+                         (self.k_proj, wk, bk, rows_qk, target_qk),
+                         (self.v_proj, wv, bv, rows_vo, target_vo))
+                for proj, w, b, rows, target in parts:
                     proj.weight[target] = w[rows]
                     if b is not None:
                         proj.bias[target] = b[rows]
@@ -194,14 +197,15 @@ class PrunedSelfAttention(torch.nn.Module):
         Example
         -------
         >>> PrunedSelfAttention(8, [2, 1], [3, 4], head_dim=4).num_padding_params()
-        36
+        35
         """
         if not self.num_kept:
             return 0
         bias = int(self.q_proj.bias is not None)
         pad_qk = self.num_kept * self.max_qk - sum(self.qk_dims)
         pad_vo = self.num_kept * self.max_vo - sum(self.vo_dims)
-        return 2 * pad_qk * (self.embed_dim + bias) + pad_vo * (2 * self.embed_dim + bias)
+        d = self.embed_dim
+        return 2 * pad_qk * (d + bias) + pad_vo * (2 * d + bias)
 
     def keep_relative_position(self, original):
         """Takes WavLM's gate and (layer 0) relative position embedding.
@@ -226,7 +230,7 @@ class PrunedSelfAttention(torch.nn.Module):
 
     def _torch_call(self, query, key, value, key_padding_mask=None, need_weights=True,
                     attn_mask=None, average_attn_weights=True, is_causal=False):
-        batch, length = query.shape[1], query.shape[0]
+        batch = query.shape[1]
         mask = _additive(attn_mask, query.dtype)
         if mask is not None and mask.dim() == 3:  # [batch * heads, T, S]
             mask = mask.view(batch, -1, *mask.shape[1:])
@@ -255,7 +259,8 @@ class PrunedSelfAttention(torch.nn.Module):
         batch, length, _ = hidden_states.shape
         if position_bias is None:
             if self.rel_attn_embed is None:
-                raise RuntimeError("WavLM layer without rel_attn_embed got no position_bias")
+                raise RuntimeError("WavLM layer without rel_attn_embed got no "
+                                   "position_bias")
             position_bias = self._compute_bias(batch, length)
         if not self.num_kept:
             output, _ = self._attend(hidden_states, None, None, None, False)
@@ -271,7 +276,8 @@ class PrunedSelfAttention(torch.nn.Module):
         mask = gate * bias
         if attention_mask is not None:
             mask = mask + _additive(attention_mask.ne(1), mask.dtype)[:, None, None, :]
-        output, _ = self._attend(hidden_states, hidden_states, hidden_states, mask, False)
+        output, _ = self._attend(hidden_states, hidden_states, hidden_states, mask,
+                                 False)
         return output, None, position_bias
 
     # -- shared math ---------------------------------------------------------
@@ -283,9 +289,10 @@ class PrunedSelfAttention(torch.nn.Module):
                 return query.new_zeros(shape), None
             return self.out_bias.expand(shape), None
         batch, length = query.shape[:2]
-        q = self.q_proj(query).view(batch, length, self.num_kept, -1).transpose(1, 2)
-        k = self.k_proj(key).view(batch, key.shape[1], self.num_kept, -1).transpose(1, 2)
-        v = self.v_proj(value).view(batch, value.shape[1], self.num_kept, -1).transpose(1, 2)
+        heads = self.num_kept
+        q = self.q_proj(query).view(batch, length, heads, -1).transpose(1, 2)
+        k = self.k_proj(key).view(batch, key.shape[1], heads, -1).transpose(1, 2)
+        v = self.v_proj(value).view(batch, value.shape[1], heads, -1).transpose(1, 2)
         weights = None
         if self.eager or need_weights:
             scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
@@ -313,8 +320,9 @@ class PrunedSelfAttention(torch.nn.Module):
         return WavLMAttention._relative_positions_bucket(self, relative_positions)
 
     def extra_repr(self):
-        return (f"embed_dim={self.embed_dim}, call={self.call}, qk_dims={self.qk_dims}, "
-                f"vo_dims={self.vo_dims}, head_dim={self.head_dim}")
+        return (f"embed_dim={self.embed_dim}, call={self.call}, "
+                f"qk_dims={self.qk_dims}, vo_dims={self.vo_dims}, "
+                f"head_dim={self.head_dim}")
 
 
 def _additive(mask, dtype):

@@ -123,7 +123,8 @@ def remove_units(model, unit_mask, structure=None):
 
 def _refuse_gated(structure):
     """Unit gates are parametrizations of the blocks' weights: none may be left."""
-    modules = [(b.name, slot[0]) for b in structure.attention for slot in b.slots.values()]
+    modules = [(b.name, slot[0]) for b in structure.attention
+               for slot in b.slots.values()]
     modules += [(b.name, m) for b in structure.ffn for m in (b.up, b.down)]
     if structure.conv is not None:
         modules += [(structure.conv.name, m) for m in structure.conv.convs]
@@ -147,8 +148,8 @@ def _checked_groups(unit_mask, structure):
         expected = structure.groups([kind])[group][1]  # refuses LayerNorm conv stacks
         bits = torch.as_tensor(bits)
         if bits.dtype != torch.bool or bits.shape != (expected,):
-            raise UserInputError(f"unit mask group {group!r}: expected a bool tensor of "
-                                 f"shape ({expected},), got {bits.dtype} "
+            raise UserInputError(f"unit mask group {group!r}: expected a bool tensor "
+                                 f"of shape ({expected},), got {bits.dtype} "
                                  f"{tuple(bits.shape)}")
         keep[group] = bits.cpu()
     return keep
@@ -199,7 +200,8 @@ def _attention(model, block, keep):
     if not kept and block.kind != "hf_raw":
         value = bo if (mha and bo is not None) else None
         entry["state"] = "bias" if value is not None else "zero"
-        _replace(model, old, ConstantOutput(value, size=block.embed_dim, returns="pair"))
+        _replace(model, old,
+                 ConstantOutput(value, size=block.embed_dim, returns="pair"))
         return entry, None
     if block.kind == "hf_modules" and all(qk[h].all() and vo[h].all() for h in kept):
         entry["state"] = "sliced"
@@ -219,7 +221,8 @@ def _attention(model, block, keep):
         new.keep_relative_position(old)
     new.train(old.training)
     _replace(model, old, new)
-    entry["state"] = "pruned" if kept else ("bias" if new.out_bias is not None else "zero")
+    constant = "bias" if getattr(new, "out_bias", None) is not None else "zero"
+    entry["state"] = "pruned" if kept else constant
     if not kept:
         return entry, None
     return entry, AttentionBlock(block.name, "pruned", new, block.embed_dim, len(kept),
@@ -251,13 +254,15 @@ def _slice_hf_heads(attention, kept, head_dim):
 
 def _ffn(model, block, keep):
     gate = bool(keep.get(f"{block.name}:ffn", torch.ones(1, dtype=torch.bool))[0])
-    units = keep.get(f"{block.name}:ffn_unit", torch.ones(block.d_ffn, dtype=torch.bool))
+    units = keep.get(f"{block.name}:ffn_unit")
+    units = torch.ones(block.d_ffn, dtype=torch.bool) if units is None else units
     units = units & gate
     entry = {"name": block.name, "units": int(units.sum())}
     if not units.any():
         bias = block.down.bias if gate else None
         entry["state"] = "bias" if bias is not None else "zero"
-        _replace(model, block.module, ConstantOutput(bias, size=block.down.out_features))
+        constant = ConstantOutput(bias, size=block.down.out_features)
+        _replace(model, block.module, constant)
         return entry, None
     entry["state"] = "sliced"
     rows = units.nonzero().squeeze(1)
@@ -281,7 +286,8 @@ def _conv(stack, keep):
             norm.bias = torch.nn.Parameter(norm.bias.detach()[rows].clone())
             norm.num_groups = norm.num_channels = len(rows)
         following = stack.convs[i + 1]
-        following.weight = torch.nn.Parameter(following.weight.detach()[:, rows].clone())
+        following.weight = torch.nn.Parameter(
+            following.weight.detach()[:, rows].clone())
         following.in_channels = len(rows)
         channels.append(len(rows))
     return {"name": stack.name, "channels": channels}

@@ -2,7 +2,10 @@
 
 The reference for "surgered" is the same model with the unit mask applied as
 fixed gates in eval mode (:func:`gated_copy`): the unit gates of
-``speechbrain_sparse.pruning.unit_gates`` with ``FixedGate``.
+``speechbrain_sparse.pruning.unit_gates`` with ``FixedGate``. Bit-for-bit
+checks use :func:`zeroed_copy` (the same products written into plain
+parameters): a parametrized weight is a new tensor whose matmuls may round
+differently from the parameter's (1e-15 in float64 here, open gates too).
 """
 
 import copy
@@ -84,15 +87,19 @@ def random_mask(structure, levels, seed=0, keep=0.6):
 
 def gated_copy(model, structure_of, mask):
     """A deep copy with ``mask`` attached as fixed unit gates (eval mode)."""
+    from speechbrain_sparse.pruning.unit_gates import FixedGate, attach_unit_gates
+
     gated = copy.deepcopy(model)
     structure = structure_of(gated)
-    try:
-        from speechbrain_sparse.pruning.unit_gates import FixedGate, attach_unit_gates
-    except ImportError:  # before unit_gates lands: the same products, by hand
-        _multiply_weights(structure, mask)
-        return gated.eval()
     attach_unit_gates(gated, structure, {g: FixedGate(b) for g, b in mask.items()})
     return gated.eval()
+
+
+def zeroed_copy(model, structure_of, mask):
+    """A deep copy whose weights are multiplied by the gates' values in place."""
+    zeroed = copy.deepcopy(model)
+    _multiply_weights(structure_of(zeroed), mask)
+    return zeroed.eval()
 
 
 def _multiply_weights(structure, mask):
@@ -101,25 +108,28 @@ def _multiply_weights(structure, mask):
         for block in structure.attention:
             wq, bq, wk, bk, wv, bv, wo, bo = block.q_k_v_out()
             ones = torch.ones(block.num_heads * block.head_dim, dtype=torch.bool)
-            head = mask.get(f"{block.name}:head", torch.ones(block.num_heads, dtype=torch.bool))
+            head = mask.get(f"{block.name}:head",
+                            torch.ones(block.num_heads, dtype=torch.bool))
             head = head.repeat_interleave(block.head_dim)
             qk = (mask.get(f"{block.name}:head_qk_dim", ones) & head).double()
             vo = (mask.get(f"{block.name}:head_vo_dim", ones) & head).double()
-            mha = mask.get(f"{block.name}:mha", torch.ones(1, dtype=torch.bool)).double()
+            mha = mask.get(f"{block.name}:mha", torch.ones(1, dtype=torch.bool))
+            mha = mha.double()
             for tensor, z in ((wq, qk[:, None]), (bq, qk), (wv, vo[:, None]), (bv, vo),
                               (wo, mha), (bo, mha)):
                 tensor.mul_(z.to(tensor.dtype))
         for block in structure.ffn:
             units = mask.get(f"{block.name}:ffn_unit",
                              torch.ones(block.d_ffn, dtype=torch.bool)).double()
-            gate = mask.get(f"{block.name}:ffn", torch.ones(1, dtype=torch.bool)).double()
+            gate = mask.get(f"{block.name}:ffn", torch.ones(1, dtype=torch.bool))
+            gate = gate.double()
             block.down.weight.mul_(units[None, :] * gate)
             block.down.bias.mul_(gate)
         if structure.conv is not None:
-            for i, conv in enumerate(structure.conv.convs[:-1]):
+            for i, following in enumerate(structure.conv.convs[1:]):
                 bits = mask.get(f"{structure.conv.name}.{i}:conv_channel")
                 if bits is not None:
-                    structure.conv.convs[i + 1].weight.mul_(bits.double()[None, :, None])
+                    following.weight.mul_(bits.double()[None, :, None])
 
 
 def relative_error(reference, other):

@@ -190,3 +190,25 @@ def test_sample_gradient_is_the_analytic_one():
     s = ((stretched.detach() - GAMMA) / (ZETA - GAMMA))
     expected = (ZETA - GAMMA) * s * (1 - s) / BETA
     assert torch.allclose(log_alpha.grad, expected, rtol=1e-6)
+
+
+def test_fig1_curves_and_file(tmp_path):
+    from speechbrain_sparse.reproduction.structured_figures import (
+        hard_concrete_curves,
+        hard_concrete_figure,
+    )
+
+    curves = hard_concrete_curves(samples=500)
+    mean_z, mean_s = curves["mean_z"], curves["mean_s_bar"]
+    # The same draws at every log α: both means rise monotonically.
+    assert all(b >= a for a, b in zip(mean_z, mean_z[1:]))
+    assert all(b > a for a, b in zip(mean_s, mean_s[1:]))
+    assert mean_s[0] < 0 < mean_z[0] < 0.02 and mean_s[-1] > 1 > mean_z[-1] > 0.98
+    shaded = [x for x, flag in zip(curves["log_alpha"], curves["shaded"]) if flag]
+    assert shaded[0] == -6.0 and shaded[-1] == 6.0
+    assert not any(curves["shaded"][55:66])  # around log α = 0 the gradient flows
+    assert min(curves["zero_gradient"]) < 0.4 < max(curves["zero_gradient"])
+    path = tmp_path / "figs" / "fig1.png"
+    hard_concrete_figure(path, hist_samples=2000)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in path.parent.iterdir()] == ["fig1.png"]

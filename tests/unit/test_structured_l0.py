@@ -120,17 +120,38 @@ def test_expected_params_is_differentiable_and_hierarchical(asr_structure):
     expected_params(asr_structure, probabilities).backward()
     block = "1.decoder.layers.0.multihead_attn"
     pi_mha = probabilities[f"{block}:mha"].value.item()
+    pi_qk = probabilities[f"{block}:head_qk_dim"].value.detach().view(2, 8)
+    pi_vo = probabilities[f"{block}:head_vo_dim"].value.detach().view(2, 8)
+    any_vo = 1 - (1 - pi_vo).prod(1, keepdim=True)  # P(the head keeps a vo dim)
     assert torch.allclose(probabilities[f"{block}:head_qk_dim"].value.grad,
-                          torch.full((16,), pi_mha * 2 * 17))
-    assert torch.allclose(probabilities[f"{block}:head_vo_dim"].value.grad,
-                          torch.full((16,), pi_mha * 33))
-    inner = (probabilities[f"{block}:head_qk_dim"].value.sum() * 34
-             + probabilities[f"{block}:head_vo_dim"].value.sum() * 33 + 16)
+                          (pi_mha * 2 * 17 * any_vo).expand(2, 8).reshape(16))
+    assert torch.allclose(
+        probabilities[f"{block}:head_vo_dim"].value.grad.view(2, 8),
+        pi_mha * (33 + 34 * pi_qk.sum(1, keepdim=True) * (1 - any_vo) / (1 - pi_vo)))
+    inner = ((pi_qk.sum(1) * 34 * any_vo[:, 0]).sum() + pi_vo.sum() * 33 + 16)
     assert probabilities[f"{block}:mha"].value.grad.item() == pytest.approx(
         inner.item(), rel=1e-6)
     ffn = "1.encoder.layers.1.pos_ffn"
     assert torch.allclose(probabilities[f"{ffn}:ffn_unit"].value.grad,
                           probabilities[f"{ffn}:ffn"].value.detach() * 33)
+
+
+@pytest.mark.parametrize("family", ["asr", "wav2vec2", "hubert", "wavlm"])
+def test_achieved_sparsity_agrees_with_unit_mask_counts(asr_structure, hf_structures,
+                                                        family):
+    from speechbrain_sparse.pruning.unit_masks import UnitMask
+
+    structure = asr_structure if family == "asr" else hf_structures[family]
+    levels = ATTENTION_AND_FFN + (() if family == "asr" else ("conv_channel",))
+    generator = torch.Generator().manual_seed(4)
+    for keep in (0.9, 0.5, 0.2):
+        masks = {g: torch.rand(n, generator=generator) < keep
+                 for g, (_, n) in structure.groups(levels).items()}
+        kept = UnitMask(masks, structure.fingerprint()).num_kept_params(structure)
+        total = structure.num_params(levels)
+        assert 0 < kept < total
+        assert achieved_sparsity(structure, masks) == pytest.approx(1 - kept / total,
+                                                                   abs=1e-12)
 
 
 def test_conv_channels_use_neighbours_expected_counts(hf_structures):
@@ -274,3 +295,81 @@ def test_checkpoint_round_trip(tmp_path):
 def test_bad_controller_settings_are_named(kwargs, name):
     with pytest.raises(UserInputError, match=name):
         LagrangianController(**kwargs)
+
+
+def test_l0_distillation_step_on_a_gated_model(tmp_path):
+    import copy
+
+    from speechbrain_sparse.pruning.distillation import LayerDistillation
+    from speechbrain_sparse.pruning.gate_set import build_gates
+    from speechbrain_sparse.pruning.unit_gates import FixedGate, attach_unit_gates
+
+    teacher, _ = tiny_hf_model("wav2vec2", tmp_path, ctc=False)
+    student = copy.deepcopy(teacher).train()
+    structure = model_structure(student)
+    levels = ("head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn")
+    torch.manual_seed(0)
+    # Blocks nearly always open (a closed block passes no gradient to its units).
+    gates = build_gates(structure, levels, init_keep={
+        "head_qk_dim": 0.6, "head_vo_dim": 0.6, "ffn_unit": 0.6})
+    handle = attach_unit_gates(student, structure, gates)
+    distill = LayerDistillation(32, 32, student_layers=[0, 1, 2])
+    controller = LagrangianController(0.5, warmup_steps=2)
+    audio, lengths = torch.randn(2, 1600), torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        target = teacher(audio, output_hidden_states=True).hidden_states
+    hidden = student(audio, output_hidden_states=True).hidden_states
+    sparsity = expected_sparsity(structure, gates)
+    loss = distill(hidden, target, lengths) + controller.penalty(sparsity, step=1)
+    loss.backward()
+    controller.step()
+    # p̂ with keep 0.6 of the units is above p_t = 0.25: λ1 rises.
+    assert sparsity.item() > 0.3 and controller.lambda_1.item() > 0
+    silent = [g for g, gate in gates.items()
+              if gate.log_alpha.grad is None or not gate.log_alpha.grad.ne(0).any()]
+    assert not silent, [(g, gates[g].log_alpha.grad) for g in silent]
+    # Eval: the gates' deterministic masks, the same as fixed 0/1 gates.
+    student.eval()
+    gates.eval()
+    handle.resample()
+    with torch.no_grad():
+        gated = student(audio).last_hidden_state
+    handle.remove()
+    masks = deterministic_masks(gates)
+    handle = attach_unit_gates(student, structure,
+                               {g: FixedGate(m) for g, m in masks.items()})
+    with torch.no_grad():
+        fixed = student(audio).last_hidden_state
+    handle.remove()
+    assert torch.equal(gated, fixed)
+    assert 0 < achieved_sparsity(structure, masks) < 1
+
+
+def test_gate_set_builds_checkpoints_and_fits_the_other_pieces(asr_structure, tmp_path):
+    import functools
+
+    from speechbrain_sparse.pruning.gate_set import GateSet, build_gates
+
+    levels = ("head", "mha", "ffn_unit", "ffn")
+    make_gate = functools.partial(HardConcrete, ste=False)
+    gates = build_gates(asr_structure, levels, make_gate, init_keep={"ffn_unit": 0.5})
+    assert list(gates) == list(asr_structure.groups(levels))
+    unit = gates["1.encoder.layers.0.pos_ffn:ffn_unit"]
+    assert not unit.ste and unit.prob_open()[0].item() == pytest.approx(0.5)
+    assert gates["1.encoder.layers.0.pos_ffn:ffn"].prob_open()[0].item() \
+        == pytest.approx(0.99)
+    assert len(list(gates.parameters())) == len(gates) == 4 * 2 + 3 * 2
+    assert expected_params(asr_structure, gates).item() == pytest.approx(
+        expected_params(asr_structure, dict(gates.items())).item())
+    with torch.no_grad():
+        unit.log_alpha.fill_(-5.0)
+    Checkpointer(tmp_path, {"gates": gates}).save_checkpoint()
+    restored = build_gates(asr_structure, levels, make_gate)
+    Checkpointer(tmp_path, {"gates": restored}).recover_if_possible()
+    assert torch.equal(restored["1.encoder.layers.0.pos_ffn:ffn_unit"].log_alpha,
+                       unit.log_alpha)
+    assert not restored.eval()["1.encoder.layers.0.self_att:head"].training
+    assert set(restored.deterministic_masks()) == set(asr_structure.groups(levels))
+    with pytest.raises(UserInputError, match="init_keep"):
+        build_gates(asr_structure, ["head"], init_keep={"ffn_unit": 0.5})
+    assert isinstance(GateSet({}), torch.nn.Module)

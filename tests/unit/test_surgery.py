@@ -30,6 +30,7 @@ from tests.unit.surgery_models import (
     random_mask,
     relative_error,
     whole_blocks_mask,
+    zeroed_copy,
 )
 
 HF_CASES = {
@@ -42,11 +43,21 @@ LEVEL_SETS = [("head", "ffn_unit"), ("head_qk_dim", "head_vo_dim", "ffn_unit"),
               LEVELS, ("head", "head_qk_dim", "head_vo_dim", "conv_channel")]
 
 
-def surgered_and_gated(model, mask):
-    gated = gated_copy(model, model_structure, mask)
+def surgered_and_gated(model, mask, zeroed=False):
+    """(reference, surgered): the reference is gated (or zeroed: bit checks)."""
+    reference = (zeroed_copy if zeroed else gated_copy)(model, model_structure, mask)
     surgered = copy.deepcopy(model)
     remove_units(surgered, mask)
-    return gated, surgered
+    return reference, surgered
+
+
+def check_whole_blocks(model, mask, run, inputs):
+    """Bit for bit against the zeroed weights, to 1e-12 against the gates."""
+    zeroed, surgered = surgered_and_gated(model, mask, zeroed=True)
+    assert bit_identical(run(zeroed, inputs), run(surgered, inputs))
+    gated = gated_copy(model, model_structure, mask)
+    assert relative_error(run(gated, inputs), run(surgered, inputs)) <= 1e-12
+    return surgered
 
 
 def expected_count(model, mask):
@@ -57,7 +68,8 @@ def expected_count(model, mask):
         g = {k: mask.get(f"{block.name}:{k}") for k in ("mha", "head", "head_qk_dim",
                                                           "head_vo_dim")}
         heads, dim = block.num_heads, block.head_dim
-        head = g["head"] if g["head"] is not None else torch.ones(heads, dtype=torch.bool)
+        head = g["head"]
+        head = torch.ones(heads, dtype=torch.bool) if head is None else head
         mha = g["mha"] is None or bool(g["mha"][0])
         qk = (g["head_qk_dim"] if g["head_qk_dim"] is not None
               else torch.ones(heads * dim, dtype=torch.bool)).view(heads, dim)
@@ -77,9 +89,10 @@ def expected_count(model, mask):
         if gate is not None and not gate[0]:
             units = units & False
             total -= block.down.bias.numel()
-        total -= int((~units).sum()) * structure.params_per_unit(f"{block.name}:ffn_unit")
+        per_unit = structure.params_per_unit(f"{block.name}:ffn_unit")
+        total -= int((~units).sum()) * per_unit
     if structure.conv is not None:
-        for group, (kind, _) in structure.groups(["conv_channel"]).items():
+        for group in structure.groups(["conv_channel"]):
             if group in mask:
                 total -= int((~mask[group]).sum()) * structure.params_per_unit(group)
     return total
@@ -149,9 +162,7 @@ def test_whole_blocks_bit_identical(case):
     structure = model_structure(model)
     mask = whole_blocks_mask(structure, closed_mha=(0,), closed_ffn=(1,),
                              no_heads=(1,), no_units=(0,))
-    gated, surgered = surgered_and_gated(model, mask)
-    inputs = hf_inputs()
-    assert bit_identical(hf_run(gated, inputs), hf_run(surgered, inputs))
+    surgered = check_whole_blocks(model, mask, hf_run, hf_inputs())
     layers = surgered.encoder.layers
     assert isinstance(layers[0].feed_forward, ConstantOutput)
     assert layers[0].feed_forward.value is not None  # open gate, all units gone
@@ -164,9 +175,8 @@ def test_transformer_asr_whole_blocks_bit_identical():
     structure = model_structure(model)
     mask = whole_blocks_mask(structure, closed_mha=(0, 3), no_heads=(2, 4),
                              closed_ffn=(1,), no_units=(2,))
-    gated, surgered = surgered_and_gated(model, mask)
-    inputs = asr_inputs()
-    assert bit_identical(asr_run(gated, inputs), asr_run(surgered, inputs))
+    surgered = check_whole_blocks(model, mask, asr_run, asr_inputs())
+    assert count(surgered) == expected_count(model, mask)
 
 
 def test_all_heads_gone_keeps_out_bias():
@@ -186,12 +196,12 @@ def test_wavlm_layer0_mha_removed_still_feeds_position_bias():
     model = hf_model("wavlm")
     structure = model_structure(model)
     mask = whole_blocks_mask(structure, closed_mha=(0,))
-    gated, surgered = surgered_and_gated(model, mask)
+    inputs = hf_inputs()
+    surgered = check_whole_blocks(model, mask, hf_run, inputs)
+    gated = gated_copy(model, model_structure, mask)
     first = surgered.encoder.layers[0].attention
     assert isinstance(first, PrunedSelfAttention) and first.num_kept == 0
     assert first.rel_attn_embed is not None
-    inputs = hf_inputs()
-    assert bit_identical(hf_run(gated, inputs), hf_run(surgered, inputs))
     # the bias reaches layer 1: changing layer 0's embedding changes the output
     with torch.no_grad():
         first.rel_attn_embed.weight.mul_(-3.0)  # (a constant shift would cancel)
@@ -249,7 +259,8 @@ def test_refuses_attached_gates_and_second_surgery():
     model = hf_model("wav2vec2")
     mask = random_mask(model_structure(model), ("head",))
     torch.nn.utils.parametrize.register_parametrization(
-        model.encoder.layers[0].feed_forward.output_dense, "weight", torch.nn.Identity())
+        model.encoder.layers[0].feed_forward.output_dense, "weight",
+        torch.nn.Identity())
     with pytest.raises(UserInputError, match="gates attached"):
         remove_units(model, mask)
     model = hf_model("wav2vec2")
