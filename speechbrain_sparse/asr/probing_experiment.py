@@ -15,8 +15,9 @@ after the best checkpoint has been tested, ``finish`` removes what it pruned;
 the trimmed model is then tested again (without reloading a checkpoint) and
 those are the results. ``<output_folder>/trimming.json`` holds the report (the
 parameters removed, measured and predicted from the mask), the test results
-before and after removal, and ``unit_mask.pt`` the mask (what ``Scratch``
-reads).
+before and after removal, ``unit_mask.pt`` the mask (what ``Scratch``
+reads) and ``trimmed_upstream/`` the trimmed encoder
+(:func:`~speechbrain_sparse.surgery.load_structured` reads it).
 
 Per-utterance errors are written for the paired bootstrap
 (``utterances_<set>.csv``: ``wer``/``cer`` for ASR, ``err`` (0 or 1 per
@@ -48,6 +49,7 @@ from speechbrain_sparse.errors import MissingInputError, UserInputError
 from speechbrain_sparse.fileio import read_audio_checked, write_csv_atomic
 from speechbrain_sparse.fileio.writing import write_text_atomic
 from speechbrain_sparse.pruning.trimming import TrimmingMixin
+from speechbrain_sparse.surgery import save_structured
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +234,10 @@ def run_probing_experiment(hparams, run_opts):
     if mask is not None:
         if sb.utils.distributed.if_main_process():
             mask.save(os.path.join(hparams["output_folder"], "unit_mask.pt"))
+            save_structured(probe.upstream.model,
+                            os.path.join(hparams["output_folder"], "trimmed_upstream"),
+                            source=hparams["upstream_dir"],
+                            info={"trimmed_fraction": report["trimmed_fraction"]})
         brain.checkpointer = None  # the checkpoints hold the untrimmed model
         results = brain.evaluate_sets(tests, hparams["test_dataloader_opts"])
     report["results"] = results

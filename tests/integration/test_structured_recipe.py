@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from speechbrain_sparse.errors import MissingInputError
+from speechbrain_sparse.surgery import count_parameters, load_structured
 from tests.conftest import REPO, load_recipe_module
 from tests.unit.pruning_models import tiny_hf_model
 
@@ -50,6 +51,9 @@ def test_trim_removes_what_its_mask_says_and_scratch_reuses_it(
     saved = json.loads((tmp_path / "trim" / "trimming.json").read_text())
     assert saved["trimmed_params"] == trimmed["trimmed_params"]
     assert (tmp_path / "trim" / "utterances_dialect_id_test.csv").is_file()
+    loaded = load_structured(tmp_path / "trim" / "trimmed_upstream").model
+    assert count_parameters(loaded) == (trimmed["encoder_params"]
+                                        - trimmed["trimmed_params"])
     scratch = run_stage("scratch_tiny.yaml", micro_corpus, upstream,
                         tmp_path / "scratch", task="dialect_id",
                         trimmed_run=tmp_path / "trim")
