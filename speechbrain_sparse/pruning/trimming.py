@@ -26,7 +26,9 @@ are then removed for real. Read top to bottom:
    frozen originals, bit-identical) and :func:`~..surgery.remove_units`
    removes the units. The trimmed fraction is removed parameters / encoder
    parameters; it is computed from the mask *and* measured after surgery,
-   and the two must agree.
+   and the two must agree. A conv layer whose channels are all closed keeps
+   its most open one (a conv layer cannot be removed; the authors' code
+   never removes conv 0 and conv 6 at all).
 
 The paper's baselines (its Table I): :class:`SSF` (learned scale and shift
 ``γ⊙f + β`` where the masks were, no sparsity loss, nothing removed) and
@@ -175,9 +177,18 @@ class Trimming(torch.nn.Module):
         return task_loss + self.sparsity_weight * penalty
 
     def unit_mask(self):
-        """The deterministic mask (``round(σ(m))``) as a :class:`UnitMask`."""
-        kept = {name: gate.deterministic_mask().cpu()
-                for name, gate in zip(self.group_names, self.gates)}
+        """The deterministic mask (``round(σ(m))``) as a :class:`UnitMask`.
+
+        A conv layer cannot be removed, so one whose channels are all closed
+        keeps its most open channel (the largest ``m``; the first on ties);
+        ``forced_channels`` lists those layers.
+        """
+        kept, self.forced_channels = {}, []
+        for name, gate in zip(self.group_names, self.gates):
+            kept[name] = gate.deterministic_mask().cpu()
+            if name.endswith(":conv_channel") and not kept[name].any():
+                kept[name][int(torch.argmax(gate.logits.detach()))] = True
+                self.forced_channels.append(name)
         mask = UnitMask.full(self.structure, self.levels, method="trimming",
                              options={"threshold": self.threshold,
                                       "sparsity_weight":
@@ -217,6 +228,7 @@ class Trimming(torch.nn.Module):
                 "trimmed_fraction": (before - after) / before,
                 "mask_trimmed_params": predicted, "kept_units": mask.num_kept(),
                 "units": mask.num_units(), "threshold": self.threshold,
+                "forced_channels": list(self.forced_channels),
                 "sparsity_weight": float(self.sparsity_weight)}
 
 

@@ -147,6 +147,22 @@ def test_trimmed_fraction_equals_the_parameter_difference_after_surgery(tmp_path
     assert torch.allclose(gated, surgered, atol=1e-5)
 
 
+def test_a_conv_layer_with_every_channel_closed_keeps_its_most_open_one(tmp_path):
+    upstream = group_norm_upstream(tmp_path)
+    trimming = Trimming()
+    trimming.prepare(upstream)
+    conv = trimming.gates[trimming.group_names.index(CONV0)]
+    with torch.no_grad():
+        conv.logits.copy_(-torch.arange(1.0, 17.0))
+        conv.logits[5] = -0.5
+    mask = trimming.unit_mask()
+    assert mask[CONV0].nonzero().flatten().tolist() == [5]
+    assert trimming.forced_channels == [CONV0]
+    report = trimming.finish(upstream)
+    assert report["forced_channels"] == [CONV0]
+    assert upstream.model.feature_extractor.conv_layers[0].conv.out_channels == 1
+
+
 def test_named_errors_for_bad_settings(tmp_path):
     for bad in (float("nan"), float("inf"), "0.5", None):
         with pytest.raises(UserInputError, match="threshold: must be a finite number"):
