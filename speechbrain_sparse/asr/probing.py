@@ -187,6 +187,8 @@ class HuggingFaceUpstream(FrozenUpstream):
     (:class:`~speechbrain_sparse.pruning.model_families.HuggingFaceSSLFamily`):
     per-utterance normalisation and the padding mask as configured. A
     ``*ForCTC`` model is reduced to its base model (the CTC layer is dropped).
+    LayerDrop is switched off (``config.layerdrop = 0``), so a trained
+    (unfrozen) encoder also gives every hidden state.
 
     Arguments
     ---------
@@ -201,16 +203,26 @@ class HuggingFaceUpstream(FrozenUpstream):
 
         HuggingFaceSSLFamily.check_model(model)
         base = model.base_model
+        base.config.layerdrop = 0.0  # every layer runs: every hidden state is there
         self.family = family or HuggingFaceSSLFamily(normalize_audio=True,
                                                       use_attention_mask=True)
         super().__init__(base, base.encoder.layers)
 
     @classmethod
     def from_pretrained(cls, directory):
-        """Loads a local Hugging Face folder (no download) as a frozen upstream."""
+        """Loads a local Hugging Face folder (no download), or a surgered one
+        (``structure.json``: :func:`~speechbrain_sparse.surgery.load_structured`),
+        as a frozen upstream."""
+        from pathlib import Path
+
         from speechbrain_sparse.pruning.pretrained import load_huggingface
 
-        pretrained = load_huggingface(directory)
+        if (Path(directory) / "structure.json").is_file():
+            from speechbrain_sparse.surgery import load_structured
+
+            pretrained = load_structured(directory)
+        else:
+            pretrained = load_huggingface(directory)
         return cls(pretrained.model, pretrained.family)
 
     @property

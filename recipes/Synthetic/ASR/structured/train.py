@@ -13,7 +13,11 @@ in ``hparams/``), on one task (``--task asr|dialect_id|speaker_id``):
   removed and the trimmed model tested;
 * ``ssf_tiny.yaml``: the SSF baseline (scale and shift, nothing removed);
 * ``scratch_tiny.yaml``: the trimmed architecture of a ``trim_tiny.yaml`` run,
-  re-initialised and trained in full.
+  re-initialised and trained in full;
+* ``l0_distill_tiny.yaml``, ``l0_noste_tiny.yaml``, ``l0_headlevel_tiny.yaml``:
+  task-agnostic L0 pruning with distillation (paper 002: Proposed, w/o STE,
+  w/o FAHP); the pruned encoder (``pruned_upstream/``) is then probed with
+  ``probe_tiny.yaml --upstream_dir <that folder>``.
 
 Usage::
 
@@ -29,6 +33,7 @@ The corpus is synthesised on first use and the benchmark's manifests written
 import sys
 
 from speechbrain_sparse.asr.experiment import start_stage
+from speechbrain_sparse.asr.l0_experiment import L0_KEYS, run_l0_experiment
 from speechbrain_sparse.asr.probing_experiment import (
     PROBING_KEYS,
     check_upstream,
@@ -39,7 +44,7 @@ from speechbrain_sparse.data.synthetic_prepare import CORPUS_KEYS, prepare_synth
 from speechbrain_sparse.distributed import run_on_main_or_raise
 from speechbrain_sparse.errors import exit_on_user_error
 
-RECIPE_KEYS = (*CORPUS_KEYS, *PROBING_KEYS, "benchmark_folder")
+RECIPE_KEYS = (*CORPUS_KEYS, *PROBING_KEYS, *L0_KEYS, "benchmark_folder")
 
 
 def main(argv):
@@ -52,6 +57,8 @@ def main(argv):
         "out_dir": hparams["benchmark_folder"],
         "source": hparams["source_dialect"],
         "targets": hparams["target_dialects"], "seed": hparams["corpus_seed"]})
+    if hparams["stage"] == "l0_distill":
+        return run_l0_experiment(hparams, run_opts)
     return run_probing_experiment(hparams, run_opts)
 
 
