@@ -4,6 +4,11 @@ import pytest
 
 from speechbrain_sparse.asr.options import load_stage_hparams
 from speechbrain_sparse.asr.probing import BiLSTMCTCHead, MLPClassifierHead
+from speechbrain_sparse.pruning.l0_distillation import (
+    FAHP_LEVELS,
+    HEAD_LEVELS,
+    L0Distillation,
+)
 from speechbrain_sparse.pruning.trimming import SSF, Scratch, Trimming
 from tests.conftest import REPO, load_recipe_module
 
@@ -68,3 +73,15 @@ def test_upstream_of_the_synthetic_yamls_is_what_the_wav2vec2_recipe_writes():
     for stage in STRATEGIES:
         hparams = load(SYNTHETIC, f"{stage}_tiny.yaml")
         assert hparams["upstream_dir"] == upstream["model_export_dir"]
+
+
+@pytest.mark.parametrize("name,ste,levels", [
+    ("l0_distill_tiny.yaml", True, FAHP_LEVELS),
+    ("l0_noste_tiny.yaml", False, FAHP_LEVELS),
+    ("l0_headlevel_tiny.yaml", True, HEAD_LEVELS)])
+def test_l0_yamls_build_the_papers_three_settings(name, ste, levels):
+    hparams = load(SYNTHETIC, name, {"target_sparsity": 0.7})
+    l0 = hparams["l0"]
+    assert isinstance(l0, L0Distillation) and hparams["stage"] == "l0_distill"
+    assert (l0.ste, l0.levels, l0.controller.target) == (ste, levels, 0.7)
+    assert str(hparams["output_folder"]).endswith(f"{name[:-10]}_0.7/1234")
