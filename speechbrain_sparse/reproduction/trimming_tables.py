@@ -153,7 +153,9 @@ def model_cost(model, seconds=4.0, threads=2, warmups=3, runs=10, baseline=None)
             if isinstance(sub, PrunedSelfAttention):
                 sub.eager = eager
 
-    model.eval()
+    for module in (model, baseline):
+        if module is not None:  # measured, not trained (and no grad hooks)
+            module.eval().requires_grad_(False)
     set_eager(model, True)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(wav)
@@ -163,7 +165,7 @@ def model_cost(model, seconds=4.0, threads=2, warmups=3, runs=10, baseline=None)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     models = {"model": model} if baseline is None else {"model": model,
-                                                         "baseline": baseline.eval()}
+                                                         "baseline": baseline}
     times = {name: [] for name in models}
     with torch.no_grad():
         for index in range(warmups + runs):
