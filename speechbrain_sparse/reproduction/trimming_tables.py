@@ -190,7 +190,7 @@ def table_two(costs):
     for label, cost in costs.items():
         ratio = base["gflops"] / cost["gflops"]
         speedup = cost.get("speedup", 1.0)
-        lines.append(f"| {label} | {cost['params']:,} | {cost['mb']:.2f} | "
+        lines.append(f"| {label} | {round(cost['params']):,} | {cost['mb']:.2f} | "
                      f"{cost['gflops']:.3f} | {cost['gmacs']:.3f} | x{speedup:.2f} | "
                      f"{speedup / ratio:.2f} |")
     return "\n".join(lines)

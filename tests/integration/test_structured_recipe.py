@@ -22,7 +22,9 @@ SMALL = {"corpus_preset": "micro", "num_workers": 0, "number_of_epochs": 1,
 
 def run_stage(yaml_name, corpus, upstream, output, **keys):
     train = load_recipe_module(RECIPE)
-    keys = {**SMALL, "data_folder": corpus, "upstream_dir": upstream,
+    small = {key: value for key, value in SMALL.items()
+             if not yaml_name.startswith("l0") or "units" not in key}
+    keys = {**small, "data_folder": corpus, "upstream_dir": upstream,
             "output_folder": output, **keys}
     return train.main([str(RECIPE / "hparams" / yaml_name),
                        *(f"--{key}={value}" for key, value in keys.items())])
@@ -82,3 +84,18 @@ def test_a_missing_upstream_stops_before_the_corpus(tmp_path):
         run_stage("ssf_tiny.yaml", tmp_path / "corpus", tmp_path / "none",
                   tmp_path / "out")
     assert not (tmp_path / "corpus").exists()
+
+
+@pytest.mark.slow  # ~15-60 s on 2 shared cores
+def test_l0_distillation_prunes_an_upstream_that_probing_reads(
+        micro_corpus, upstream, tmp_path):
+    report = run_stage("l0_distill_tiny.yaml", micro_corpus, upstream, tmp_path / "l0",
+                       target_warmup_steps=2, reg_lr=0.5, distill_layers="[0, 1, 2]")
+    assert 0 <= report["achieved_sparsity"] < 1
+    pruned = tmp_path / "l0" / "pruned_upstream"
+    assert count_parameters(load_structured(pruned).model) == (
+        report["encoder_params"] - report["pruned_params"])
+    probed = run_stage("probe_tiny.yaml", micro_corpus, pruned, tmp_path / "probe",
+                       task="speaker_id")
+    assert probed["encoder_params"] == (report["encoder_params"]
+                                        - report["pruned_params"])
