@@ -54,7 +54,7 @@ def test_within_drop_follows_the_metric_direction():
         0.75, 0.80, "speaker_id")
 
 
-def test_table_two_ratio_and_the_l0_paper_is_refused(capsys):
+def test_table_two_ratio_and_a_bad_target_is_refused(capsys):
     costs = {"base": {"params": 100, "mb": 0.4, "gflops": 2.0, "gmacs": 1.0},
              "trim": {"params": 50, "mb": 0.2, "gflops": 1.0, "gmacs": 0.5,
                       "speedup": 1.8}}
@@ -62,6 +62,26 @@ def test_table_two_ratio_and_the_l0_paper_is_refused(capsys):
         costs)
     tool = load_recipe_module(REPO / "tools", "reproduce_structured")
     with pytest.raises(SystemExit) as stopped:
-        tool.parse_arguments(["--paper", "l0"])
+        tool.parse_arguments(["--paper", "l0", "--target", "1.0"])
     assert stopped.value.code == 2
-    assert "--paper l0: not available yet" in capsys.readouterr().err
+    assert "--target 1.0: must lie in [0, 1)" in capsys.readouterr().err
+
+
+def test_l0_tables_count_whole_blocks_and_judge_the_target():
+    import torch
+
+    from speechbrain_sparse.reproduction import l0_tables
+
+    mask = {"l0.attention:head_qk_dim": torch.zeros(4, dtype=torch.bool),
+            "l0.attention:head_vo_dim": torch.zeros(4, dtype=torch.bool),
+            "l0.feed_forward:ffn": torch.tensor([True]),
+            "l0.feed_forward:ffn_unit": torch.tensor([True, False]),
+            "l1.attention:mha": torch.tensor([True]),
+            "l1.feed_forward:ffn": torch.tensor([False])}
+    assert l0_tables.removed_blocks(mask) == {"mha": 1, "ffn": 1}
+    runs = {"proposed": {"achieved_sparsity": 0.795, "target_sparsity": 0.8},
+            "no_ste": {"achieved_sparsity": 0.77, "target_sparsity": 0.8}}
+    verdicts = {c: ok for c, ok, _ in l0_tables.claims([], runs, {}, {})}
+    assert verdicts == {
+        "Proposed (FAHP + STE): achieved sparsity within 1 % of the target": True,
+        "w/o STE: achieved sparsity within 1 % of the target": False}
