@@ -5,14 +5,16 @@ import speechbrain as sb
 import torch
 
 from speechbrain_sparse.asr.probing import (
-    BiLSTMCTCHead,
     HuggingFaceUpstream,
-    LinearCTCHead,
-    MLPClassifierHead,
     ProbingModel,
     TransformerASRUpstream,
     WeightedLayerSum,
     trainable_parameters,
+)
+from speechbrain_sparse.asr.probing_heads import (
+    BiLSTMCTCHead,
+    LinearCTCHead,
+    MLPClassifierHead,
 )
 from speechbrain_sparse.errors import UserInputError
 from tests.unit.pruning_models import tiny_hf_model, tiny_transformer_asr

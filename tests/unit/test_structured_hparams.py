@@ -3,7 +3,7 @@
 import pytest
 
 from speechbrain_sparse.asr.options import load_stage_hparams
-from speechbrain_sparse.asr.probing import BiLSTMCTCHead, MLPClassifierHead
+from speechbrain_sparse.asr.probing_heads import BiLSTMCTCHead, MLPClassifierHead
 from speechbrain_sparse.pruning.l0_distillation import (
     FAHP_LEVELS,
     HEAD_LEVELS,

@@ -7,13 +7,12 @@ import speechbrain as sb
 import torch
 
 from speechbrain_sparse.asr.probing import (
-    BiLSTMCTCHead,
     HuggingFaceUpstream,
-    MLPClassifierHead,
     ProbingModel,
     TransformerASRUpstream,
     trainable_parameters,
 )
+from speechbrain_sparse.asr.probing_heads import BiLSTMCTCHead, MLPClassifierHead
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.trimming import SSF, Scratch, Trimming, sparsity_loss
 from speechbrain_sparse.surgery import count_parameters
