@@ -174,6 +174,9 @@ def detect_kind(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingInputError(f"{folder}: model folder not found")
+    if (folder / "structure.json").is_file():  # written by sb-sparse surgery
+        raise UserInputError(f"{folder}: a structurally pruned (surgered) model; load "
+                             "it with speechbrain_sparse.surgery.load_structured")
     if (folder / "config.json").is_file():
         return "huggingface"
     if (folder / "model.ckpt").is_file() and (folder / "tokenizer.model").is_file():

@@ -88,6 +88,47 @@ class _GateValues:
         self.values = {}
         self.generation += 1
 
+    def scale(self, spec, weight):
+        """The scale tensor of a :class:`UnitScale` spec, broadcastable to
+        ``weight`` (its row vector is shared by a weight and its bias)."""
+        rows, columns, whole = spec
+        grad = torch.is_grad_enabled()
+        key = (spec, weight.dim(), weight.dtype, grad)
+        if key in self.values:
+            return self.values[key]
+        scale = None
+        if rows:
+            vector = self._vector(("rows", rows, weight.dtype, grad), weight)
+            scale = vector.view(-1, *[1] * (weight.dim() - 1))
+        if columns:
+            vector = self._vector(("columns", columns, weight.dtype, grad), weight)
+            vector = vector.view(1, -1, *[1] * (weight.dim() - 2))
+            scale = vector if scale is None else scale * vector
+        for group in whole:
+            z = self(group).to(device=weight.device, dtype=weight.dtype)
+            scale = z if scale is None else scale * z
+        self.values[key] = scale
+        return scale
+
+    def _vector(self, key, like):
+        """The product of gates along rows (segments) or columns, memoised."""
+        if key not in self.values:
+            kind, spec = key[:2]
+            if kind == "rows":
+                parts = [self._product(f, n, like) for n, f in spec]
+                self.values[key] = parts[0] if len(parts) == 1 else torch.cat(parts)
+            else:
+                self.values[key] = self._product(spec, like.shape[1], like)
+        return self.values[key]
+
+    def _product(self, factors, length, like):
+        scale = None
+        for group, repeat in factors:
+            z = self(group).to(device=like.device, dtype=like.dtype)
+            z = z.repeat_interleave(repeat) if repeat > 1 else z
+            scale = z if scale is None else scale * z
+        return like.new_ones(length) if scale is None else scale
+
     def __call__(self, group):
         if group not in self.values:
             # With grad always: a reentrant checkpoint recomputes under grad.
@@ -120,36 +161,19 @@ class UnitScale(torch.nn.Module):
 
     def __init__(self, values, rows=(), columns=(), whole=()):
         super().__init__()
-        object.__setattr__(self, "values", values)
-        self.rows, self.columns, self.whole = list(rows), list(columns), list(whole)
-        self._memo = (None, None)
-
-    def _product(self, factors, length, like):
-        scale = None
-        for group, repeat in factors:
-            z = self.values(group).to(like)
-            z = z.repeat_interleave(repeat) if repeat > 1 else z
-            scale = z if scale is None else scale * z
-        return like.new_ones(length) if scale is None else scale
+        self.__dict__["values"] = values  # a plain attribute, not a sub-module
+        self.__dict__["_memo"] = (None, None)
+        self.spec = (tuple((n, tuple(f)) for n, f in rows), tuple(columns),
+                     tuple(whole))
 
     def forward(self, weight):
         """Returns the gated weight (memoised while the gate values are the same)."""
         key = (self.values.generation, weight._version, torch.is_grad_enabled())
-        if self._memo[0] == key:
-            return self._memo[1]
-        scale = None
-        if self.rows:
-            scale = torch.cat([self._product(f, n, weight) for n, f in self.rows])
-            scale = scale.view(-1, *[1] * (weight.dim() - 1))
-        if self.columns:
-            column = self._product(self.columns, weight.shape[1], weight)
-            column = column.view(1, -1, *[1] * (weight.dim() - 2))
-            scale = column if scale is None else scale * column
-        for group in self.whole:
-            z = self.values(group).to(weight)
-            scale = z if scale is None else scale * z
-        gated = weight * scale
-        self._memo = (key, gated)
+        memo = self.__dict__["_memo"]
+        if memo[0] == key:
+            return memo[1]
+        gated = weight * self.values.scale(self.spec, weight)
+        self.__dict__["_memo"] = (key, gated)
         return gated
 
 

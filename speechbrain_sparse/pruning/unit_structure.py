@@ -161,13 +161,11 @@ class ModelStructure:
             for i, conv in enumerate(self.conv.convs[:-1]):
                 groups[f"{self.conv.name}.{i}:conv_channel"] = ("conv_channel",
                                                                 conv.out_channels)
-        counts = {"head": lambda b: b.num_heads, "mha": lambda b: 1,
-                  "head_qk_dim": lambda b: b.num_heads * b.head_dim,
-                  "head_vo_dim": lambda b: b.num_heads * b.head_dim}
         for block in self.attention:
-            for kind in ATTENTION_KINDS:
-                if kind in levels:
-                    groups[f"{block.name}:{kind}"] = (kind, counts[kind](block))
+            dims = block.num_heads * block.head_dim
+            counts = {"head": block.num_heads, "head_qk_dim": dims, "head_vo_dim": dims}
+            for kind in (k for k in ATTENTION_KINDS if k in levels):
+                groups[f"{block.name}:{kind}"] = (kind, counts.get(kind, 1))
         for block in self.ffn:
             for kind, count in (("ffn_unit", block.d_ffn), ("ffn", 1)):
                 if kind in levels:

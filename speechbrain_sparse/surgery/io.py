@@ -114,6 +114,22 @@ def save_structured(model, folder, arch=None, normalizer=None, source=None, info
     -------
     Path
         The folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import Wav2Vec2Config, Wav2Vec2Model
+    >>> config = Wav2Vec2Config(hidden_size=8, num_hidden_layers=1,
+    ...     num_attention_heads=2, intermediate_size=16, conv_dim=(4, 4),
+    ...     conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+    ...     num_conv_pos_embedding_groups=2)
+    >>> model = Wav2Vec2Model(config).eval()
+    >>> _ = remove_units(model, {"encoder.layers.0.attention:head":
+    ...                          torch.tensor([False, True])})
+    >>> folder = save_structured(model, tempfile.mkdtemp() + "/small")
+    >>> loaded = load_structured(folder).model
+    >>> loaded.encoder.layers[0].attention.q_proj.weight.shape
+    torch.Size([4, 8])
     """
     record = getattr(model, RECORD_ATTRIBUTE, None)
     if record is None:
@@ -123,6 +139,10 @@ def save_structured(model, folder, arch=None, normalizer=None, source=None, info
     if hf_type is None and arch is None:
         raise UserInputError("save_structured: a SpeechBrain model needs arch (the "
                              "arch YAML's sizes, e.g. the hparams it was built from)")
+    whole = isinstance(model, torch.nn.ModuleList) and len(model) == 4
+    if hf_type is None and not whole:
+        raise UserInputError("save_structured: pass the arch YAML's model (ModuleList "
+                             "[CNN, Transformer, seq_lin, ctc_lin]) surgered whole")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     check_finite(state, f"{folder}: the model")
     structure = {

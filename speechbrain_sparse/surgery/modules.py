@@ -112,6 +112,9 @@ class PrunedSelfAttention(torch.nn.Module):
         The original number of heads (WavLM).
     dtype, device : optional
         Of the parameters (default: torch's defaults).
+    dropout : float
+        Dropout on the attention weights in training mode (as the replaced
+        module's).
 
     Example
     -------
@@ -123,7 +126,7 @@ class PrunedSelfAttention(torch.nn.Module):
 
     def __init__(self, embed_dim, qk_dims, vo_dims, head_dim, call="hf", bias=True,
                  out_bias=True, kept_heads=None, num_heads=None, dtype=None,
-                 device=None):
+                 device=None, dropout=0.0):
         super().__init__()
         if call not in CALL_STYLES:
             raise ValueError(f"call must be one of {CALL_STYLES}, got {call!r}")
@@ -139,18 +142,18 @@ class PrunedSelfAttention(torch.nn.Module):
         self.num_heads = num_heads if num_heads is not None else self.num_kept
         self.max_qk = max(self.qk_dims + [1])  # a head with no qk dim: zero scores
         self.max_vo = max(self.vo_dims + [1])
+        self.dropout = float(dropout)
         self.eager = False  # True: explicit matmuls (FLOP counting), else SDPA
         if self.num_kept:
             width_qk = self.num_kept * self.max_qk
             width_vo = self.num_kept * self.max_vo
-            kwargs = {"bias": bias, "device": "meta"}
-            self.q_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
-            self.k_proj = torch.nn.Linear(embed_dim, width_qk, **kwargs)
-            self.v_proj = torch.nn.Linear(embed_dim, width_vo, **kwargs)
-            self.out_proj = torch.nn.Linear(width_vo, embed_dim, bias=out_bias,
-                                            device="meta")
-            self.to_empty(device=device or "cpu")
-            self.to(dtype or torch.get_default_dtype())
+            factory = {"device": device or "cpu", "dtype": dtype}
+            linear = torch.nn.utils.skip_init  # no random init: zeros below
+            self.q_proj = linear(torch.nn.Linear, embed_dim, width_qk, bias, **factory)
+            self.k_proj = linear(torch.nn.Linear, embed_dim, width_qk, bias, **factory)
+            self.v_proj = linear(torch.nn.Linear, embed_dim, width_vo, bias, **factory)
+            self.out_proj = linear(torch.nn.Linear, width_vo, embed_dim, out_bias,
+                                   **factory)
             with torch.no_grad():
                 for parameter in self.parameters():
                     parameter.zero_()
@@ -177,17 +180,18 @@ class PrunedSelfAttention(torch.nn.Module):
                 if self.out_bias is not None:
                     self.out_bias.copy_(bo)
                 return
-            for i, (rows_qk, rows_vo) in enumerate(zip(qk_rows, vo_rows)):
-                target_qk = slice(i * self.max_qk, i * self.max_qk + len(rows_qk))
-                target_vo = slice(i * self.max_vo, i * self.max_vo + len(rows_vo))
-                parts = ((self.q_proj, wq, bq, rows_qk, target_qk),
-                         (self.k_proj, wk, bk, rows_qk, target_qk),
-                         (self.v_proj, wv, bv, rows_vo, target_vo))
-                for proj, w, b, rows, target in parts:
-                    proj.weight[target] = w[rows]
-                    if b is not None:
-                        proj.bias[target] = b[rows]
-                self.out_proj.weight[:, target_vo] = wo[:, rows_vo]
+            # one gather / scatter per tensor: original rows -> padded slots
+            source_qk, target_qk = _slots(qk_rows, self.max_qk)
+            source_vo, target_vo = _slots(vo_rows, self.max_vo)
+            parts = ((self.q_proj, wq, bq, source_qk, target_qk),
+                     (self.k_proj, wk, bk, source_qk, target_qk),
+                     (self.v_proj, wv, bv, source_vo, target_vo))
+            for proj, w, b, source, target in parts:
+                proj.weight.index_copy_(0, target, w.index_select(0, source))
+                if b is not None:
+                    proj.bias.index_copy_(0, target, b.index_select(0, source))
+            out = self.out_proj.weight
+            out.index_copy_(1, target_vo, wo.index_select(1, source_vo))
             if bo is not None:
                 self.out_proj.bias.copy_(bo)
 
@@ -294,15 +298,17 @@ class PrunedSelfAttention(torch.nn.Module):
         k = self.k_proj(key).view(batch, key.shape[1], heads, -1).transpose(1, 2)
         v = self.v_proj(value).view(batch, value.shape[1], heads, -1).transpose(1, 2)
         weights = None
+        dropout = self.dropout if self.training else 0.0
         if self.eager or need_weights:
             scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
             if mask is not None:
                 scores = scores + mask if mask.dtype != torch.bool else \
                     scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores, dim=-1)
-            context = torch.matmul(weights, v)
+            context = torch.matmul(F.dropout(weights, dropout, self.training), v)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                                     dropout_p=dropout,
                                                      scale=self.scaling)
         context = context.transpose(1, 2).reshape(batch, length, -1)
         return self.out_proj(context), weights
@@ -323,6 +329,13 @@ class PrunedSelfAttention(torch.nn.Module):
         return (f"embed_dim={self.embed_dim}, call={self.call}, "
                 f"qk_dims={self.qk_dims}, vo_dims={self.vo_dims}, "
                 f"head_dim={self.head_dim}")
+
+
+def _slots(rows, width):
+    """(original rows, padded positions) of all heads, each padded to ``width``."""
+    source = torch.cat([torch.as_tensor(r, dtype=torch.long) for r in rows])
+    target = torch.cat([torch.arange(len(r)) + i * width for i, r in enumerate(rows)])
+    return source, target
 
 
 def _additive(mask, dtype):

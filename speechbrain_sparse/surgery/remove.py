@@ -213,7 +213,8 @@ def _attention(model, block, keep):
         block.embed_dim, entry["qk_dims"], entry["vo_dims"], block.head_dim,
         call=CALLS[block.kind], bias=weights[1] is not None,
         out_bias=bo is not None and mha, kept_heads=kept, num_heads=block.num_heads,
-        dtype=reference.dtype, device=reference.device)
+        dtype=reference.dtype, device=reference.device,
+        dropout=float(getattr(old, "dropout", 0.0) or 0.0))
     rows = torch.arange(block.num_heads * block.head_dim).view(block.num_heads, -1)
     new.load_head_weights(weights, [rows[h][qk[h]] for h in kept],
                           [rows[h][vo[h]] for h in kept])
@@ -230,16 +231,16 @@ def _attention(model, block, keep):
 
 
 def _keep_rows(linear, rows):
-    linear.weight = torch.nn.Parameter(linear.weight.detach()[rows].clone(),
+    linear.weight = torch.nn.Parameter(linear.weight.detach()[rows],
                                        linear.weight.requires_grad)
     if linear.bias is not None:
-        linear.bias = torch.nn.Parameter(linear.bias.detach()[rows].clone(),
+        linear.bias = torch.nn.Parameter(linear.bias.detach()[rows],
                                          linear.bias.requires_grad)
     linear.out_features = len(rows)
 
 
 def _keep_columns(linear, columns):
-    linear.weight = torch.nn.Parameter(linear.weight.detach()[:, columns].clone(),
+    linear.weight = torch.nn.Parameter(linear.weight.detach()[:, columns],
                                        linear.weight.requires_grad)
     linear.in_features = len(columns)
 
@@ -282,21 +283,21 @@ def _conv(stack, keep):
         _keep_rows_conv(conv, rows)
         norm = stack.norms[i] if i < len(stack.norms) else None
         if norm is not None:
-            norm.weight = torch.nn.Parameter(norm.weight.detach()[rows].clone())
-            norm.bias = torch.nn.Parameter(norm.bias.detach()[rows].clone())
+            norm.weight = torch.nn.Parameter(norm.weight.detach()[rows])
+            norm.bias = torch.nn.Parameter(norm.bias.detach()[rows])
             norm.num_groups = norm.num_channels = len(rows)
         following = stack.convs[i + 1]
         following.weight = torch.nn.Parameter(
-            following.weight.detach()[:, rows].clone())
+            following.weight.detach()[:, rows])
         following.in_channels = len(rows)
         channels.append(len(rows))
     return {"name": stack.name, "channels": channels}
 
 
 def _keep_rows_conv(conv, rows):
-    conv.weight = torch.nn.Parameter(conv.weight.detach()[rows].clone())
+    conv.weight = torch.nn.Parameter(conv.weight.detach()[rows])
     if conv.bias is not None:
-        conv.bias = torch.nn.Parameter(conv.bias.detach()[rows].clone())
+        conv.bias = torch.nn.Parameter(conv.bias.detach()[rows])
     conv.out_channels = len(rows)
 
 

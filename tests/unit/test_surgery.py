@@ -112,6 +112,8 @@ def test_hf_random_masks_match_gated(case, levels):
     unit_mask = UnitMask(mask, structure.fingerprint())
     assert count(surgered) == count(model) - structure.num_params(unit_mask.levels) \
         + unit_mask.num_kept_params(structure)
+    entries = unit_mask.to_parameter_mask(model, structure)  # the same entries
+    assert entries.numel() - entries.num_selected() == count(model) - count(surgered)
 
 
 @pytest.mark.parametrize("levels", range(len(LEVEL_SETS) - 1))
@@ -127,6 +129,8 @@ def test_transformer_asr_random_masks_match_gated(levels):
     unit_mask = UnitMask(mask, structure.fingerprint())
     assert count(surgered) == count(model) - structure.num_params(unit_mask.levels) \
         + unit_mask.num_kept_params(structure)
+    entries = unit_mask.to_parameter_mask(model, structure)  # the same entries
+    assert entries.numel() - entries.num_selected() == count(model) - count(surgered)
     cross = surgered[1].decoder.layers[0].multihead_attn.att
     assert isinstance(cross, (PrunedSelfAttention, ConstantOutput))
 
@@ -267,3 +271,37 @@ def test_refuses_attached_gates_and_second_surgery():
     remove_units(model, mask)
     with pytest.raises(UserInputError, match="already surgered"):
         remove_units(model, mask)
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "wavlm"])
+def test_eager_attention_matches_sdpa(kind):
+    """The countable path (eager HF attention, explicit matmuls) = the SDPA one."""
+    model = hf_model(kind, feat_extract_norm="layer", do_stable_layer_norm=True)
+    remove_units(model, random_mask(model_structure(model), LEVEL_SETS[1], seed=7))
+    inputs = hf_inputs()
+    fast = hf_run(model, inputs)
+    model.set_attn_implementation("eager")
+    for module in model.modules():
+        if isinstance(module, PrunedSelfAttention):
+            module.eager = True
+    assert relative_error(fast, hf_run(model, inputs)) <= 1e-12
+
+
+def test_integer_relu_ffn_bit_identical():
+    """Integer weights and inputs: every sum is exact, so unit removal is too."""
+    model = hf_model("wav2vec2", hidden_act="relu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for block in model_structure(model).ffn:
+            for linear in (block.up, block.down):
+                for parameter in linear.parameters():
+                    parameter.copy_(torch.randint(-3, 4, parameter.shape,
+                                                  generator=generator))
+    mask = random_mask(model_structure(model), ("ffn_unit",), seed=2)
+    zeroed, surgered = surgered_and_gated(model, mask, zeroed=True)
+    x = torch.randint(-5, 6, (2, 7, 32), generator=generator).double()
+    for i in range(2):
+        with torch.no_grad():
+            reference = zeroed.encoder.layers[i].feed_forward(x)
+            assert torch.equal(reference, surgered.encoder.layers[i].feed_forward(x))
+        assert surgered.encoder.layers[i].feed_forward.output_dense.in_features < 64

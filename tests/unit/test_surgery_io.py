@@ -143,3 +143,14 @@ def test_cli_surgery(tmp_path, capsys):
                  "--out", str(tmp_path / "bad")]) == 2
     assert "encoder.layers.7.attention:head" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_load_pretrained_names_load_structured(tmp_path):
+    from speechbrain_sparse.errors import UserInputError
+    from speechbrain_sparse.pruning.pretrained import load_pretrained
+
+    model = hf_model("wav2vec2")
+    remove_units(model, random_mask(model_structure(model), ("ffn_unit",)))
+    folder = save_structured(model, tmp_path / "pruned")
+    with pytest.raises(UserInputError, match="load_structured"):
+        load_pretrained(folder)
