@@ -155,7 +155,7 @@ class L0PruningMixin:
 
     # -- set-up ----------------------------------------------------------------
     def on_fit_start(self):
-        """Teacher copy, gates, recoverables; then SpeechBrain's (optimizers, recovery)."""
+        """Teacher, gates, recoverables; then SpeechBrain's (optimizers, recovery)."""
         if self.gates is None:
             self.attach_l0()
         super().on_fit_start()
@@ -179,6 +179,9 @@ class L0PruningMixin:
         config.distillation.to(self.device)
         self.controller = config.controller
         if self.checkpointer is not None:
+            held = self.checkpointer.recoverables.values()
+            if not any(obj is student or obj is self.modules for obj in held):
+                self.checkpointer.add_recoverable("student", student)
             for name, obj in (("l0_gates", self.gates),
                               ("l0_distillation", config.distillation),
                               ("lagrangian", self.controller)):

@@ -2,11 +2,12 @@
 
 import copy
 
+import numpy as np
 import pytest
 import speechbrain as sb
 import torch
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.nnet.schedulers import NewBobScheduler
+from speechbrain.nnet.schedulers import NoamScheduler
 
 from speechbrain_sparse.checkpoints import ResumableCheckpointer
 from speechbrain_sparse.errors import UserInputError
@@ -39,6 +40,7 @@ KEEP = {"ffn_unit": 0.6, "head_qk_dim": 0.6, "head_vo_dim": 0.6}
 def make_brain(model, folder, levels=FAHP, target=0.5, layers=(1, 2), ckpt=None,
                init_keep=KEEP, warmup=4, **config):
     torch.manual_seed(0)
+    np.random.seed(0)  # HF wav2vec2 draws its time masks from numpy
     l0 = L0Config(levels, LayerDistillation(32, 32, list(layers)),
                   LagrangianController(target, warmup_steps=warmup, lr_lambda=0.05),
                   init_keep=init_keep, reg_lr=0.1, **config)
@@ -68,7 +70,8 @@ def test_steps_reduce_expected_params_and_keep_the_teacher(w2v2, tmp_path):
     after = brain.l0_stats()
     assert after["expected"] > before["expected"] + 0.005  # fewer params expected
     assert after["lambda_1"] != 0.0 and after["lambda_2"] > 0
-    assert all(torch.equal(v, teacher[k]) for k, v in brain.teacher.state_dict().items())
+    frozen = brain.teacher.state_dict()
+    assert all(torch.equal(v, teacher[k]) for k, v in frozen.items())
     assert not brain.teacher.training
     assert all(not p.requires_grad for p in brain.teacher.parameters())
     rows = (tmp_path / "l0_gates.csv").read_text().splitlines()
@@ -89,9 +92,8 @@ def test_gates_get_gradients_and_scheduler_leaves_lambda(w2v2, tmp_path):
     silent = [g for g, gate in brain.gates.items()
               if gate.log_alpha.grad is None or not gate.log_alpha.grad.ne(0).any()]
     assert not silent
-    NewBobScheduler(initial_value=1e-3)(0.5)
-    sb.nnet.schedulers.update_learning_rate(brain.optimizer, 7e-4)
-    assert brain.optimizer.param_groups[0]["lr"] == 7e-4
+    NoamScheduler(lr_initial=7e-4, n_warmup_steps=1)(brain.optimizer)
+    assert brain.optimizer.param_groups[0]["lr"] == pytest.approx(7e-4)
     assert brain.controller.optimizer.param_groups[0]["lr"] == 0.05
     assert brain.gate_optimizer.param_groups[0]["lr"] == 0.1
 
@@ -149,31 +151,34 @@ def test_transformer_asr_student(tmp_path):
         def encoder_states(self, module, batch):
             wavs, lengths = batch.sig
             feats = hparams["normalize"](hparams["compute_features"](wavs), lengths)
-            states = []
-            hooks = [layer.register_forward_hook(
+            layers, states = module[1].encoder.layers, []
+            hooks = [layers[0].register_forward_pre_hook(
+                lambda m, args, kwargs: states.append(kwargs.get("src", args[0]
+                                                                 if args else None)),
+                with_kwargs=True)]
+            hooks += [layer.register_forward_hook(
                 lambda m, i, o: states.append(o[0] if isinstance(o, tuple) else o))
-                for layer in module[1].encoder.layers]
+                for layer in layers]
             try:
-                src = module[0](feats)
-                module[1].encode(src, lengths)
+                module[1].encode(module[0](feats), lengths)
             finally:
                 for hook in hooks:
                     hook.remove()
-            return [src.flatten(2)[..., :states[0].shape[-1]]] + states, lengths
+            return states, lengths
 
     width = hparams["model"][1].encoder.layers[0].pos_ffn.ffn[0].in_features
     torch.manual_seed(0)
     l0 = L0Config(["head", "mha", "ffn_unit", "ffn"],
                   LayerDistillation(width, width, [1, 2]),
-                  LagrangianController(0.5, warmup_steps=2, lr_lambda=0.05),
-                  init_keep={"ffn_unit": 0.6, "head": 0.6}, reg_lr=0.1)
+                  LagrangianController(0.5, warmup_steps=0, lr_lambda=0.05),
+                  reg_lr=0.1)
     brain = AsrStage({"student": model}, lambda p: torch.optim.AdamW(p, 1e-3),
                      hparams={"l0": l0, "output_folder": str(tmp_path)},
                      run_opts={"device": "cpu"})
     brain.attach_l0()
     before = brain.l0_stats()
-    brain.fit(range(2), audio(4), train_loader_kwargs=LOADER, progressbar=False)
-    assert brain.l0_stats()["expected"] > before["expected"]
+    brain.fit(range(3), audio(4), train_loader_kwargs=LOADER, progressbar=False)
+    assert brain.l0_stats()["expected"] > before["expected"] + 0.005
     assert brain.controller.lambda_1.item() != 0
 
 
