@@ -5,14 +5,15 @@ random model: hidden 144, 6 layers, 4 heads, FFN 576, 7 x 128 group-norm
 convs), on a batch of 4 x 4 s. The plain step: teacher forward (no grad),
 student forward, :class:`LayerDistillation` (layers 2, 4, 6), backward,
 gradient clipping, AdamW step. The L0 step adds hard-concrete gates at the
-FAHP levels (+ conv channels) attached with ``attach_unit_gates`` (sampled
+FAHP levels (``--levels ... conv_channel`` adds conv channels) attached with
+``attach_unit_gates`` (sampled
 once per forward), the Lagrangian penalty on ``expected_sparsity``, the gates'
 Adam and λ's step. The two are timed interleaved; process CPU time and wall
 time are both printed, the ratio is the median of per-round ratios
 (``--clock`` picks which one the RESULT line's ratio uses).
 
 Usage: ``python tools/bench/l0_step.py [--steps 8] [--threads 2]
-[--clock process|wall] [--profile]``.
+[--clock process|wall] [--levels KIND ...] [--profile]``.
 Last line: ``RESULT l0_step_ratio=<L0 / plain> ...`` (target <= 1.10).
 
 Authors
@@ -40,7 +41,7 @@ from speechbrain_sparse.pruning.structured_l0 import (  # noqa: E402
 from speechbrain_sparse.pruning.unit_gates import attach_unit_gates  # noqa: E402
 from speechbrain_sparse.pruning.unit_structure import model_structure  # noqa: E402
 
-LEVELS = ["head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn", "conv_channel"]
+LEVELS = ["head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn"]
 
 
 def student_model():
@@ -57,7 +58,7 @@ def student_model():
 class Setup:
     """Teacher, a student, its distillation and optimizers; gates if ``l0``."""
 
-    def __init__(self, teacher, l0):
+    def __init__(self, teacher, l0, levels=LEVELS):
         torch.manual_seed(1)
         self.teacher = teacher
         self.student = copy.deepcopy(teacher).train()
@@ -67,7 +68,7 @@ class Setup:
         self.gates = self.controller = None
         if l0:
             self.structure = model_structure(self.student)
-            self.gates = build_gates(self.structure, LEVELS)
+            self.gates = build_gates(self.structure, levels)
             self.handle = attach_unit_gates(self.student, self.structure, self.gates)
             self.gate_optimizer = torch.optim.Adam(self.gates.parameters(), lr=0.02)
             self.controller = LagrangianController(0.5, warmup_steps=100)
@@ -100,13 +101,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clock", choices=["process", "wall"], default="process")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--levels", nargs="+", default=LEVELS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads={args.threads} load={os.getloadavg()[0]:.2f}", flush=True)
     teacher = student_model().eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
-    plain, l0 = Setup(teacher, False), Setup(teacher, True)
+    plain, l0 = Setup(teacher, False), Setup(teacher, True, args.levels)
     generator = torch.Generator().manual_seed(0)
     audio = torch.randn(4, 64000, generator=generator)
     lengths = torch.ones(4)
@@ -139,7 +141,8 @@ def main():
           f"wall_ratio={ratios['wall']:.3f} "
           f"plain_cpu_s={statistics.median(times[('plain', 'cpu')]):.3f} "
           f"l0_cpu_s={statistics.median(times[('l0', 'cpu')]):.3f} "
-          f"threads={args.threads} clock={args.clock} target=1.10")
+          f"threads={args.threads} clock={args.clock} levels={','.join(args.levels)} "
+          "target=1.10")
 
 
 if __name__ == "__main__":
