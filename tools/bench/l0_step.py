@@ -5,7 +5,7 @@ random model: hidden 144, 6 layers, 4 heads, FFN 576, 7 x 128 group-norm
 convs), on a batch of 4 x 4 s. The plain step: teacher forward (no grad),
 student forward, :class:`LayerDistillation` (layers 2, 4, 6), backward,
 gradient clipping, AdamW step. The L0 step adds hard-concrete gates at the
-FAHP levels (``--levels ... conv_channel`` adds conv channels) attached with
+FAHP levels and the conv channels (``--levels`` to choose) attached with
 ``attach_unit_gates`` (sampled
 once per forward), the Lagrangian penalty on ``expected_sparsity``, the gates'
 Adam and λ's step. The two are timed interleaved; process CPU time and wall
@@ -41,7 +41,7 @@ from speechbrain_sparse.pruning.structured_l0 import (  # noqa: E402
 from speechbrain_sparse.pruning.unit_gates import attach_unit_gates  # noqa: E402
 from speechbrain_sparse.pruning.unit_structure import model_structure  # noqa: E402
 
-LEVELS = ["head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn"]
+LEVELS = ["head_qk_dim", "head_vo_dim", "mha", "ffn_unit", "ffn", "conv_channel"]
 
 
 def student_model():
@@ -56,12 +56,12 @@ def student_model():
 
 
 class Setup:
-    """Teacher, a student, its distillation and optimizers; gates if ``l0``."""
+    """Teacher, a trainable student copy, distillation, optimizers; gates if ``l0``."""
 
     def __init__(self, teacher, l0, levels=LEVELS):
         torch.manual_seed(1)
         self.teacher = teacher
-        self.student = copy.deepcopy(teacher).train()
+        self.student = copy.deepcopy(teacher).train().requires_grad_(True)
         self.distill = LayerDistillation(144, 144, [2, 4, 6])
         self.main = torch.optim.AdamW([*self.student.parameters(),
                                        *self.distill.parameters()], lr=1e-4)
