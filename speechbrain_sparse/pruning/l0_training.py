@@ -125,6 +125,23 @@ def hidden_state_count(structure):
     return sum(1 for block in structure.ffn if ".encoder." in f".{block.name}") + 1
 
 
+def average_gradients(parameters):
+    """Averages the gradients of ``parameters`` over the DDP ranks (if any).
+
+    The gates and λ sit outside the DDP-wrapped student, so nothing else
+    synchronises them; with the same average every rank takes the same step
+    and log α stays identical on all of them.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        torch.distributed.all_reduce(parameter.grad)
+        parameter.grad.div_(world)
+
+
 def check_distillation_layers(distillation, structure):
     """Named error for a distillation layer index the model does not have."""
     count = hidden_state_count(structure)
@@ -229,6 +246,8 @@ class L0PruningMixin:
             torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]],
                 config.max_grad_norm)
+        average_gradients([*self.gates.parameters(), self.controller.lambda_1,
+                           self.controller.lambda_2])
         self.optimizer.step()
         self.gate_optimizer.step()
         if config.constrain:

@@ -199,3 +199,35 @@ def test_bad_inputs_are_named(levels, layers, match, tmp_path):
         brain.attach_l0()
     with pytest.raises(UserInputError, match="target"):
         LagrangianController(1.0)
+
+
+def _average_on_rank(rank, folder):
+    import os
+
+    from speechbrain_sparse.pruning.l0_training import average_gradients
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["L0_PORT"])
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        parameter = torch.nn.Parameter(torch.zeros(3))
+        parameter.grad = torch.full((3,), float(rank + 1))  # ranks disagree
+        optimizer = torch.optim.SGD([parameter], lr=0.1)  # Adam would hide it
+        average_gradients([parameter])
+        optimizer.step()
+        torch.save(parameter.detach(), f"{folder}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_gate_gradients_are_averaged_over_ddp_ranks(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("L0_PORT", str(sock.getsockname()[1]))
+    torch.multiprocessing.spawn(_average_on_rank, args=(str(tmp_path),), nprocs=2)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert torch.equal(first, second)
+    assert torch.allclose(first, torch.full((3,), -0.15))  # mean of 1 and 2
