@@ -92,6 +92,20 @@ def test_gates_get_gradients_and_scheduler_leaves_lambda(w2v2, tmp_path):
     silent = [g for g, gate in brain.gates.items()
               if gate.log_alpha.grad is None or not gate.log_alpha.grad.ne(0).any()]
     assert not silent
+    # Clipping touches the main parameters only.
+    brain.hparams.l0.max_grad_norm = 1e-6
+    gate_grads = [p.grad.clone() for p in brain.gates.parameters()]
+    seen = {}
+    main_step, gate_step = brain.optimizer.step, brain.gate_optimizer.step
+    brain.optimizer.step = lambda: seen.update(main=torch.cat(
+        [p.grad.flatten() for p in brain.modules.student.parameters()
+         if p.grad is not None]).norm().item())
+    brain.gate_optimizer.step = lambda: seen.update(
+        gates=[p.grad.clone() for p in brain.gates.parameters()])
+    brain.optimizers_step()
+    assert seen["main"] <= 1.01e-6
+    assert all(torch.equal(a, b) for a, b in zip(seen["gates"], gate_grads))
+    brain.optimizer.step, brain.gate_optimizer.step = main_step, gate_step
     NoamScheduler(lr_initial=7e-4, n_warmup_steps=1)(brain.optimizer)
     assert brain.optimizer.param_groups[0]["lr"] == pytest.approx(7e-4)
     assert brain.controller.optimizer.param_groups[0]["lr"] == 0.05
