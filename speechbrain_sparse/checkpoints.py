@@ -35,9 +35,16 @@ import logging
 import os
 import zipfile
 
+import torch
 import yaml
 from speechbrain.dataio.dataloader import SaveableDataLoader
-from speechbrain.utils.checkpoints import METAFNAME, Checkpointer
+from speechbrain.utils.checkpoints import (
+    METAFNAME,
+    Checkpointer,
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 from speechbrain.utils.distributed import if_main_process
 
 from speechbrain_sparse.fileio import write_json_atomic
@@ -46,6 +53,42 @@ from speechbrain_sparse.rng_state import RNGState, SamplerState
 logger = logging.getLogger(__name__)
 
 COMPLETE_RECORD = "CKPT.complete.json"
+
+
+@register_checkpoint_hooks
+class StateDictRecoverable:
+    """Checkpoint hooks for a plain object with ``state_dict`` / ``load_state_dict``.
+
+    Subclasses (schedulers of masks, the Lagrangian controller, ...) become
+    checkpoint recoverables: the checkpointer saves ``state_dict()`` with
+    ``torch.save`` and gives it back to ``load_state_dict`` (CPU tensors).
+
+    Example
+    -------
+    >>> class Counter(StateDictRecoverable):
+    ...     count = 0
+    ...     def state_dict(self):
+    ...         return {"count": self.count}
+    ...     def load_state_dict(self, state):
+    ...         self.count = state["count"]
+    >>> import tempfile
+    >>> a, b = Counter(), Counter()
+    >>> a.count = 3
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     a._save(folder + "/c.pt")
+    ...     b._recover(folder + "/c.pt", end_of_epoch=False)
+    >>> b.count
+    3
+    """
+
+    @mark_as_saver
+    def _save(self, path):
+        torch.save(self.state_dict(), path)
+
+    @mark_as_loader
+    def _recover(self, path, end_of_epoch):
+        del end_of_epoch
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def _fsync(path):

@@ -45,12 +45,8 @@ import contextlib
 import logging
 
 import torch
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
 
+from speechbrain_sparse.checkpoints import StateDictRecoverable
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.parameter_names import canonical_named_parameters
 from speechbrain_sparse.pruning.global_magnitude import (
@@ -68,8 +64,7 @@ logger = logging.getLogger(__name__)
 FINAL_MODES = ("prune", "soft")
 
 
-@register_checkpoint_hooks
-class AdaptiveMasker:
+class AdaptiveMasker(StateDictRecoverable):
     """Re-ranks a soft magnitude mask every ``n`` steps; the level steps up every ``T``.
 
     Arguments
@@ -232,11 +227,3 @@ class AdaptiveMasker:
         self.reranks = state["reranks"]
         self.mask = mask_from_state(state["mask"])
 
-    @mark_as_saver
-    def _save(self, path):
-        torch.save(self.state_dict(), path)
-
-    @mark_as_loader
-    def _recover(self, path, end_of_epoch):
-        del end_of_epoch
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

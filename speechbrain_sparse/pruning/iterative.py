@@ -36,12 +36,8 @@ import os
 from collections.abc import Mapping
 
 import torch
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
 
+from speechbrain_sparse.checkpoints import StateDictRecoverable
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.parameter_names import (
     canonical_named_parameters,
@@ -134,8 +130,7 @@ class LotteryTicketRewind:
                 param.masked_fill_(~mask[name].to(param.device), 0.0)
 
 
-@register_checkpoint_hooks
-class IterativeMagnitudePruning:
+class IterativeMagnitudePruning(StateDictRecoverable):
     """IMP (or LTH with ``rewind``): exact global magnitude rounds, nested masks.
 
     Each round ranks the current ``|θ|`` of the entries still kept and prunes
@@ -218,11 +213,3 @@ class IterativeMagnitudePruning:
         self.level, self.rounds = state["level"], state["rounds"]
         self.mask = mask_from_state(state["mask"])
 
-    @mark_as_saver
-    def _save(self, path):
-        torch.save(self.state_dict(), path)
-
-    @mark_as_loader
-    def _recover(self, path, end_of_epoch):
-        del end_of_epoch
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -41,12 +41,8 @@ True
 import math
 
 import torch
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
 
+from speechbrain_sparse.checkpoints import StateDictRecoverable
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.pruning.unit_structure import ATTENTION_KINDS, FFN_KINDS
 
@@ -218,8 +214,7 @@ def achieved_sparsity(structure, unit_mask):
     return 1.0 - round(kept.item()) / total
 
 
-@register_checkpoint_hooks
-class LagrangianController:
+class LagrangianController(StateDictRecoverable):
     """Steers the expected sparsity to a target with learned multipliers λ1, λ2.
 
     Not an ``nn.Module`` on purpose: λ must not land in the main optimizer
@@ -308,11 +303,3 @@ class LagrangianController:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_lambda
 
-    @mark_as_saver
-    def _save(self, path):
-        torch.save(self.state_dict(), path)
-
-    @mark_as_loader
-    def _load(self, path, end_of_epoch):
-        del end_of_epoch
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -139,29 +139,15 @@ def model_cost(model, seconds=4.0, threads=2, warmups=3, runs=10, baseline=None)
         ``params``, ``mb`` (fp32 parameters), ``gflops``, ``gmacs``,
         ``latency_s`` and, with a baseline, ``speedup``.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from speechbrain_sparse.surgery import PrunedSelfAttention, count_parameters
+    from speechbrain_sparse.surgery import count_flops, count_parameters
 
     generator = torch.Generator().manual_seed(0)
     wav = torch.randn(1, int(16000 * seconds), generator=generator)
-
-    def set_eager(module, eager):
-        if hasattr(module, "set_attn_implementation"):
-            module.set_attn_implementation("eager" if eager else "sdpa")
-        for sub in module.modules():
-            if isinstance(sub, PrunedSelfAttention):
-                sub.eager = eager
-
     for module in (model, baseline):
         if module is not None:  # measured, not trained (and no grad hooks)
             module.eval().requires_grad_(False)
-    set_eager(model, True)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(wav)
-    set_eager(model, False)
+    flops = count_flops(model, lambda module: module(wav))
     params = count_parameters(model)
-    flops = counter.get_total_flops()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     models = {"model": model} if baseline is None else {"model": model,

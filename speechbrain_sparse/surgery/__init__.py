@@ -13,8 +13,12 @@ Authors
 """
 
 from speechbrain_sparse.surgery.io import load_structured, save_structured
-from speechbrain_sparse.surgery.modules import ConstantOutput, PrunedSelfAttention
+from speechbrain_sparse.surgery.modules import (
+    ConstantOutput,
+    PrunedSelfAttention,
+    count_flops,
+)
 from speechbrain_sparse.surgery.remove import count_parameters, remove_units
 
-__all__ = ["ConstantOutput", "PrunedSelfAttention", "count_parameters",
+__all__ = ["ConstantOutput", "PrunedSelfAttention", "count_flops", "count_parameters",
            "load_structured", "remove_units", "save_structured"]

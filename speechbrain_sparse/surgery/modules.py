@@ -346,3 +346,34 @@ def _additive(mask, dtype):
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
             mask, float("-inf"))
     return mask.to(dtype)
+
+
+def count_flops(model, run):
+    """FLOPs of ``run(model)`` counted with eager attention, then SDPA again.
+
+    ``torch.utils.flop_counter.FlopCounterMode`` misses SDPA on CPU, so HF
+    attention and :class:`PrunedSelfAttention` are switched to explicit
+    matmuls while counting.
+
+    Example
+    -------
+    >>> count_flops(torch.nn.Linear(4, 3), lambda m: m(torch.ones(2, 4)))
+    48
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _set_eager(model, True)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            run(model)
+    finally:
+        _set_eager(model, False)
+    return counter.get_total_flops()
+
+
+def _set_eager(model, eager):
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager" if eager else "sdpa")
+    for module in model.modules():
+        if isinstance(module, PrunedSelfAttention):
+            module.eager = eager

@@ -41,11 +41,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from speechbrain_sparse.pruning.unit_structure import model_structure
 from speechbrain_sparse.surgery import (
     PrunedSelfAttention,
+    count_flops,
     count_parameters,
     remove_units,
     save_structured,
@@ -84,23 +84,6 @@ def unit_mask(structure, config, generator):
             if config == "blocks":
                 mask[f"{block.name}:ffn"] = torch.tensor([i not in closed_ffn])
     return mask
-
-
-def set_eager(model, eager):
-    """Eager (countable) or SDPA attention, HF modules and ours alike."""
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager" if eager else "sdpa")
-    for module in model.modules():
-        if isinstance(module, PrunedSelfAttention):
-            module.eager = eager
-
-
-def flops(model, run):
-    set_eager(model, True)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        run(model)
-    set_eager(model, False)
-    return counter.get_total_flops()
 
 
 def padding_flops(model, frames):
@@ -154,7 +137,7 @@ def bench_family(label, dense, inputs_for, frames_for, args, results):
                 f"{seconds[args.threads]:.2f}"
     for seconds_of_audio, runs in ((4, args.runs), (10, args.runs_long)):
         run = inputs_for(seconds_of_audio)
-        counted = {name: flops(model, run) for name, model in models.items()}
+        counted = {name: count_flops(model, run) for name, model in models.items()}
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         medians = interleaved_medians(models, run, args.warmups, runs, clock)
         for config in CONFIGS:
