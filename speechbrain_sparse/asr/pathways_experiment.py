@@ -43,10 +43,9 @@ from speechbrain_sparse.asr.options import ConfigError, checked_options
 from speechbrain_sparse.errors import UserInputError
 from speechbrain_sparse.fileio import read_manifest, write_csv_atomic
 from speechbrain_sparse.pruning.schedules import (
+    ConstantSchedule,
     CubicSchedule,
-    Schedule,
     check_level,
-    check_steps,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,36 +85,8 @@ def init_mask_files(method, languages, level, results, size, seed, folder=None):
             for lang in languages}
 
 
-class HeldSchedule(Schedule):
-    """One sparsity for ``num_intervals`` intervals of ``interval`` steps, then final.
-
-    The schedule of a dynamic pathway whose init is already at the target
-    (LTH-70 -> 70 %): the masks are re-ranked within each interval but the
-    level does not move; from ``final_step`` on they are fixed.
-
-    Example
-    -------
-    >>> schedule = HeldSchedule(0.7, interval=100, num_intervals=4)
-    >>> schedule.level(0), schedule.level(450), schedule.final_step
-    (0.7, 0.7, 400)
-    """
-
-    def __init__(self, level, interval, num_intervals):
-        self.value = check_level(level, "level")
-        self.interval = check_steps(interval, "interval")
-        self.num_intervals = check_steps(num_intervals, "num_intervals")
-        self.final_step = self.interval * self.num_intervals
-
-    def interval_level(self, index):
-        return self.value
-
-    def describe(self):
-        return {"schedule": "held", "level": self.value, "interval": self.interval,
-                "num_intervals": self.num_intervals}
-
-
 def progressive_schedule(initial, final, interval, num_intervals):
-    """The cubic schedule from ``initial`` to ``final``; held when they are equal.
+    """The cubic schedule from ``initial`` to ``final``; constant when they are equal.
 
     Example
     -------
@@ -125,7 +96,7 @@ def progressive_schedule(initial, final, interval, num_intervals):
     'held'
     """
     if check_level(initial, "init_level") == check_level(final, "target_sparsity"):
-        return HeldSchedule(final, interval, num_intervals)
+        return ConstantSchedule(final, interval, num_intervals)
     return CubicSchedule(initial, final, interval, num_intervals)
 
 

@@ -115,27 +115,46 @@ class Schedule:
 
 
 class ConstantSchedule(Schedule):
-    """One sparsity level at every step.
+    """One sparsity level at every step, optionally held over intervals.
+
+    With ``interval`` and ``num_intervals`` the level does not move, but the
+    schedule still has intervals of ``T`` steps (re-ranking happens within
+    them) and a ``final_step`` after which the mask is fixed: the schedule of
+    a dynamic pathway whose init mask is already at the target.
 
     Arguments
     ---------
     level : float
         The sparsity, in [0, 1).
+    interval : int, optional
+        ``T``, steps per interval (>= 1).
+    num_intervals : int, optional
+        Intervals before the level is final (>= 1); needs ``interval``.
 
     Example
     -------
     >>> ConstantSchedule(0.7).level(12345), ConstantSchedule(0.7).levels()
     (0.7, [0.7])
+    >>> held = ConstantSchedule(0.7, interval=100, num_intervals=4)
+    >>> held.level(450), held.interval, held.final_step
+    (0.7, 100, 400)
     """
 
-    def __init__(self, level):
+    def __init__(self, level, interval=None, num_intervals=None):
         self.value = check_level(level, "level")
+        if interval is not None:
+            self.interval = check_steps(interval, "interval")
+            self.num_intervals = check_steps(num_intervals, "num_intervals")
+            self.final_step = self.interval * self.num_intervals
 
     def interval_level(self, index):
         return self.value
 
     def describe(self):
-        return {"schedule": "constant", "level": self.value}
+        if self.interval is None:
+            return {"schedule": "constant", "level": self.value}
+        return {"schedule": "held", "level": self.value, "interval": self.interval,
+                "num_intervals": self.num_intervals}
 
 
 class LinearStepsSchedule(Schedule):

@@ -206,10 +206,10 @@ def test_tables_and_claims_read_the_runs(tmp_path):
 def test_a_dynamic_rerank_keeps_levels_exact_and_zeroes_only_unclaimed_entries(
         tmp_path):
     from speechbrain_sparse.asr.pathway_program import PathwayProgram
-    from speechbrain_sparse.asr.pathways_experiment import HeldSchedule
     from speechbrain_sparse.parameter_names import canonical_named_parameters
     from speechbrain_sparse.pruning.global_magnitude import magnitude_mask
     from speechbrain_sparse.pruning.pathways import PathwayMasks
+    from speechbrain_sparse.pruning.schedules import ConstantSchedule
     from tests.unit.pruning_models import tiny_transformer_asr
 
     model = tiny_transformer_asr()["model"]
@@ -228,7 +228,7 @@ def test_a_dynamic_rerank_keeps_levels_exact_and_zeroes_only_unclaimed_entries(
     start = PathwayMasks(masks)
     before = {n: p.detach().clone() for n, p in params.items()}
     program = PathwayProgram(start, model, tmp_path, dynamic=True,
-                             schedule=HeldSchedule(0.7, 4, 1), rerank_every=2)
+                             schedule=ConstantSchedule(0.7, 4, 1), rerank_every=2)
     program._rerank(0)
     after = program.pathways
     numel = after["fr"].numel()
